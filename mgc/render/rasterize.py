@@ -1,0 +1,139 @@
+"""Python API of the rasterizer op: clip-space rasterization and attribute
+interpolation, with the gradient registered.
+
+Every image returned here is bottom-up (row 0 = NDC y = -1), shaped
+[B, H, W, ...]; face-level code flips it (docs/ARCHITECTURE.md).
+"""
+import tensorflow as tf
+
+from mgc.geometry import transform_homogeneous
+from mgc.render.op_loader import load_ops
+
+
+def _invalid(message):
+    return tf.errors.InvalidArgumentError(None, None, message)
+
+
+def _check_image_size(image_width, image_height):
+    for name, value in (("image_width", image_width), ("image_height", image_height)):
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise _invalid(f"{name} must be a positive int, got {value!r}")
+
+
+def _assert_finite(clip_vertices):
+    """Raises InvalidArgument naming the first non-finite [batch, vertex]."""
+    finite = tf.reduce_all(tf.math.is_finite(clip_vertices), axis=-1)
+    bad = tf.where(tf.logical_not(finite))
+    return tf.debugging.Assert(
+        tf.equal(tf.shape(bad)[0], 0),
+        ["clip_vertices must be finite; first non-finite [batch, vertex] is", bad[:1]])
+
+
+def rasterize_triangles(clip_vertices, triangles, image_width, image_height,
+                        validate=True, name=None):
+    """Rasterizes triangles given in clip space.
+
+    Args:
+      clip_vertices: [B, V, 4] or [V, 4] float32 clip-space (x, y, z, w).
+      triangles: [T, 3] int32 vertex indices, shared by the batch.
+      image_width, image_height: positive ints.
+      validate: check that every vertex is finite (a triangle with a
+        non-finite vertex otherwise silently covers nothing).
+      name: op name scope.
+
+    Returns:
+      (barycentrics [B, H, W, 3] float32 perspective-correct, (0, 0, 0) where
+      empty; triangle_ids [B, H, W] int32, -1 where empty; z_buffer [B, H, W]
+      float32 NDC depth, 1 where empty). Bottom-up. For [V, 4] input the
+      leading B axis is dropped. Differentiable w.r.t. clip_vertices through
+      the barycentrics.
+
+    Raises:
+      InvalidArgumentError: bad ranks or sizes, out-of-range indices,
+        non-finite vertices (validate=True).
+    """
+    _check_image_size(image_width, image_height)
+    with tf.name_scope(name or "rasterize_triangles"):
+        clip_vertices = tf.convert_to_tensor(clip_vertices, tf.float32, name="clip_vertices")
+        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        rank = clip_vertices.shape.rank
+        if rank not in (2, 3) or clip_vertices.shape[-1] not in (4, None):
+            raise _invalid(
+                f"clip_vertices must have shape [B, V, 4] or [V, 4], got {clip_vertices.shape}")
+        if triangles.shape.rank != 2 or triangles.shape[-1] not in (3, None):
+            raise _invalid(f"triangles must have shape [T, 3], got {triangles.shape}")
+        batched = clip_vertices if rank == 3 else clip_vertices[tf.newaxis]
+        checks = [_assert_finite(batched)] if validate else []
+        with tf.control_dependencies(checks):
+            outputs = load_ops().rasterize_triangles(
+                batched, triangles, image_width=image_width, image_height=image_height)
+        if rank == 2:
+            outputs = [output[0] for output in outputs]
+        return tuple(outputs)
+
+
+@tf.RegisterGradient("RasterizeTriangles")
+def _rasterize_triangles_grad(op, d_barycentrics, d_triangle_ids, d_z_buffer):
+    """Only the barycentrics carry a gradient; ids and depth do not."""
+    del d_triangle_ids, d_z_buffer
+    if d_barycentrics is None:
+        d_barycentrics = tf.zeros_like(op.outputs[0])
+    d_clip_vertices = load_ops().rasterize_triangles_grad(
+        op.inputs[0], op.inputs[1], op.outputs[0], op.outputs[1], d_barycentrics,
+        image_width=op.get_attr("image_width"), image_height=op.get_attr("image_height"))
+    return [d_clip_vertices, None]
+
+
+def interpolate(attributes, triangles, barycentrics, triangle_ids):
+    """Blends per-vertex attributes with per-pixel barycentrics.
+
+    Args:
+      attributes: [B, V, A] per-vertex values.
+      triangles: [T, 3] int32.
+      barycentrics: [B, H, W, 3] from rasterize_triangles.
+      triangle_ids: [B, H, W] from rasterize_triangles (-1 = empty).
+
+    Returns:
+      [B, H, W, A]: the interpolated attributes, 0 where empty.
+    """
+    corners = tf.gather(triangles, tf.maximum(triangle_ids, 0))  # [B, H, W, 3]
+    values = tf.gather(attributes, corners, batch_dims=1)  # [B, H, W, 3, A]
+    return tf.reduce_sum(barycentrics[..., tf.newaxis] * values, axis=-2)
+
+
+def rasterize(world_vertices, attributes, triangles, camera_matrices,
+              image_width, image_height, background_value, validate=True,
+              name=None):
+    """Renders per-vertex attributes with perspective-correct interpolation.
+
+    The batched counterpart of the original wrapper (MGCNET_REFERENCE.md
+    §6.2): one op call for the whole batch instead of a Python loop.
+
+    Args:
+      world_vertices: [B, V, 3] float32 vertices.
+      attributes: [B, V, A] float32 per-vertex attributes.
+      triangles: [T, 3] int32.
+      camera_matrices: [B, 4, 4] projection @ view matrices (column vectors).
+      image_width, image_height: positive ints.
+      background_value: [A] value of empty pixels.
+      validate: see rasterize_triangles.
+      name: op name scope.
+
+    Returns:
+      (image [B, H, W, A], alpha [B, H, W, 1] = 1 where covered else 0,
+      triangle_ids [B, H, W] int32, -1 where empty). Bottom-up.
+    """
+    with tf.name_scope(name or "rasterize"):
+        attributes = tf.convert_to_tensor(attributes, tf.float32, name="attributes")
+        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        if attributes.shape.rank != 3:
+            raise _invalid(f"attributes must have shape [B, V, A], got {attributes.shape}")
+        clip_vertices = transform_homogeneous(camera_matrices, world_vertices)
+        barycentrics, triangle_ids, _ = rasterize_triangles(
+            clip_vertices, triangles, image_width, image_height, validate=validate)
+        image = interpolate(attributes, triangles, barycentrics, triangle_ids)
+        # The original's clip(2 * sum(barycentrics), 0, 1): 1 exactly where covered.
+        alpha = tf.cast(triangle_ids >= 0, tf.float32)[..., tf.newaxis]
+        background = tf.reshape(tf.convert_to_tensor(background_value, tf.float32), [-1])
+        image = alpha * image + (1.0 - alpha) * background
+        return image, alpha, triangle_ids

@@ -1,0 +1,228 @@
+// Per-triangle and per-pixel math of the rasterizer, shared by the CPU and the
+// CUDA kernels. Everything here is inline and free of TensorFlow, so the CPU
+// tests cover exactly the arithmetic the GPU runs (built with --fmad=false).
+//
+// Conventions (docs/ARCHITECTURE.md): a triangle's clip vertices v_i = (x, y,
+// z, w); M is the 3x3 matrix with rows (x0 x1 x2), (y0 y1 y2), (w0 w1 w2). A
+// pixel centre p = (px, py, 1) in NDC is covered when every component of
+// M^-1 p is >= 0; normalising those components gives the perspective-correct
+// barycentrics. We keep sign(det M) * adj(M) instead of M^-1: it has the same
+// signs and the same normalised values without a division.
+#ifndef MGC_OPS_RASTERIZE_TRIANGLES_RASTERIZE_MATH_H_
+#define MGC_OPS_RASTERIZE_TRIANGLES_RASTERIZE_MATH_H_
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#if defined(__CUDACC__)
+#define MGC_HOST_DEVICE __host__ __device__ __forceinline__
+#else
+#define MGC_HOST_DEVICE inline
+#endif
+
+namespace mgc {
+
+// Components of a clip-space vertex in the [.., 4] layout.
+constexpr int kX = 0;
+constexpr int kY = 1;
+constexpr int kZ = 2;
+constexpr int kW = 3;
+
+// What rasterizing a triangle needs, computed once per triangle.
+struct TriangleSetup {
+  // Rows of sign(det) * adj(M): edge function i is e_i(p) = row_i . p.
+  float edge[3][3];
+  // |det M|, so that M^-1 = edge / abs_det.
+  float abs_det;
+};
+
+// x - x is 0 for finite x and NaN for inf and NaN; works on host and device
+// without depending on which isfinite overloads a toolchain provides.
+MGC_HOST_DEVICE bool IsFinite(float x) { return x - x == 0.0f; }
+
+// Fills `setup` for the triangle (v0, v1, v2), each pointing at 4 floats.
+// Returns false when the triangle can cover nothing: det M == 0 (zero area
+// on screen, or its plane passes through the eye) or non-finite. Every x, y
+// and w enters det through a product with the others, so a non-finite one
+// makes det inf or NaN; a non-finite z fails CoverPixel's depth range test.
+MGC_HOST_DEVICE bool SetupTriangle(const float* v0, const float* v1,
+                                   const float* v2, TriangleSetup* setup) {
+  const float x0 = v0[kX], x1 = v1[kX], x2 = v2[kX];
+  const float y0 = v0[kY], y1 = v1[kY], y2 = v2[kY];
+  const float w0 = v0[kW], w1 = v1[kW], w2 = v2[kW];
+  // Row i of adj(M) is the cross product of the two other vertices' (x, y, w).
+  float (*e)[3] = setup->edge;
+  e[0][0] = y1 * w2 - y2 * w1;
+  e[0][1] = x2 * w1 - x1 * w2;
+  e[0][2] = x1 * y2 - x2 * y1;
+  e[1][0] = y2 * w0 - y0 * w2;
+  e[1][1] = x0 * w2 - x2 * w0;
+  e[1][2] = x2 * y0 - x0 * y2;
+  e[2][0] = y0 * w1 - y1 * w0;
+  e[2][1] = x1 * w0 - x0 * w1;
+  e[2][2] = x0 * y1 - x1 * y0;
+  const float det = x0 * e[0][0] + x1 * e[1][0] + x2 * e[2][0];
+  if (det == 0.0f || !IsFinite(det)) return false;
+  if (det < 0.0f) {
+    for (int i = 0; i < 3; ++i) {
+      for (int j = 0; j < 3; ++j) e[i][j] = -e[i][j];
+    }
+  }
+  setup->abs_det = fabsf(det);
+  return true;
+}
+
+// NDC coordinate of the centre of pixel `index` along an axis of `size`
+// pixels: index 0 is at NDC -1 (left, or bottom for rows).
+MGC_HOST_DEVICE float PixelCenterNdc(int index, int size) {
+  return 2.0f * (static_cast<float>(index) + 0.5f) / static_cast<float>(size) -
+         1.0f;
+}
+
+// Coverage test and shading values of one pixel centre (px, py) in NDC.
+// On success writes the perspective-correct barycentrics and the NDC depth.
+// Points exactly on an edge (e_i == 0) are inside, whatever the winding.
+MGC_HOST_DEVICE bool CoverPixel(const TriangleSetup& setup, const float* v0,
+                                const float* v1, const float* v2, float px,
+                                float py, float* barycentric, float* depth) {
+  float e[3];
+  for (int i = 0; i < 3; ++i) {
+    e[i] = setup.edge[i][0] * px + setup.edge[i][1] * py + setup.edge[i][2];
+    if (!(e[i] >= 0.0f)) return false;
+  }
+  // All e_i >= 0 and p_w = 1 imply a positive sum: the point is in front.
+  const float sum = e[0] + e[1] + e[2];
+  if (!(sum > 0.0f)) return false;
+  const float b0 = e[0] / sum, b1 = e[1] / sum, b2 = e[2] / sum;
+  const float clip_z = b0 * v0[kZ] + b1 * v1[kZ] + b2 * v2[kZ];
+  const float clip_w = b0 * v0[kW] + b1 * v1[kW] + b2 * v2[kW];
+  const float z = clip_z / clip_w;
+  if (!(z >= -1.0f && z <= 1.0f)) return false;
+  barycentric[0] = b0;
+  barycentric[1] = b1;
+  barycentric[2] = b2;
+  *depth = z;
+  return true;
+}
+
+// A vertex in pixel-index space: the pixel whose centre is at (x, y) has
+// index (x, y). Only meaningful when in_front (clip w > 0).
+struct ScreenVertex {
+  float x;
+  float y;
+  int in_front;
+};
+
+MGC_HOST_DEVICE ScreenVertex ProjectToScreen(const float* v, int width,
+                                             int height) {
+  ScreenVertex s;
+  s.in_front = v[kW] > 0.0f;
+  // Viewport coordinate (ndc + 1) * size / 2, minus the half-pixel offset.
+  s.x = (v[kX] / v[kW] + 1.0f) * (0.5f * static_cast<float>(width)) - 0.5f;
+  s.y = (v[kY] / v[kW] + 1.0f) * (0.5f * static_cast<float>(height)) - 0.5f;
+  return s;
+}
+
+MGC_HOST_DEVICE float Min3(float a, float b, float c) {
+  const float ab = a < b ? a : b;
+  return ab < c ? ab : c;
+}
+
+MGC_HOST_DEVICE float Max3(float a, float b, float c) {
+  const float ab = a > b ? a : b;
+  return ab > c ? ab : c;
+}
+
+// Inclusive range [*first, *last] of pixel indices in [0, size) within
+// [lo, hi], widened by a small margin so that the coverage test, not
+// rounding here, decides edge pixels. Empty when *first > *last. Plain
+// comparisons and integer rounding instead of fminf/ceilf: those are library
+// calls on baseline x86-64, and this runs once per triangle.
+MGC_HOST_DEVICE void PixelRange(float lo, float hi, int size, int* first,
+                                int* last) {
+  const float margin = 1e-3f;
+  // Clamped to [-1, size] (NaN goes to the bound) so the conversion is exact.
+  lo = lo - margin > -1.0f ? lo - margin : -1.0f;
+  lo = lo < static_cast<float>(size) ? lo : static_cast<float>(size);
+  hi = hi + margin < static_cast<float>(size) ? hi + margin
+                                              : static_cast<float>(size);
+  hi = hi > -1.0f ? hi : -1.0f;
+  int f = static_cast<int>(lo);  // Truncation, then ceil(lo).
+  if (static_cast<float>(f) < lo) ++f;
+  int l = static_cast<int>(hi);  // Truncation, then floor(hi).
+  if (static_cast<float>(l) > hi) --l;
+  *first = f < 0 ? 0 : f;
+  *last = l > size - 1 ? size - 1 : l;
+}
+
+// Pixel rectangle that can contain the triangle's coverage. A triangle with
+// every w > 0 is bounded by its projected vertices; one with some w <= 0 may
+// cover an unbounded screen region, so it gets the whole image; one with every
+// w <= 0 is behind the eye and covers nothing. Returns false when empty.
+MGC_HOST_DEVICE bool PixelBounds(const ScreenVertex& a, const ScreenVertex& b,
+                                 const ScreenVertex& c, int width, int height,
+                                 int* x_first, int* x_last, int* y_first,
+                                 int* y_last) {
+  if (!a.in_front && !b.in_front && !c.in_front) return false;
+  if (a.in_front && b.in_front && c.in_front) {
+    PixelRange(Min3(a.y, b.y, c.y), Max3(a.y, b.y, c.y), height, y_first,
+               y_last);
+    if (*y_first > *y_last) return false;
+    PixelRange(Min3(a.x, b.x, c.x), Max3(a.x, b.x, c.x), width, x_first,
+               x_last);
+  } else {
+    *x_first = 0;
+    *x_last = width - 1;
+    *y_first = 0;
+    *y_last = height - 1;
+  }
+  return *x_first <= *x_last && *y_first <= *y_last;
+}
+
+// Derivative of a loss L w.r.t. the triangle's clip vertices at one covered
+// pixel, at fixed visibility. With b = M^-1 p and lambda = b / sum(b):
+//   dL/dM[r][c] = -(M^-T k)_r * lambda_c,  k = g - (g . lambda) 1,
+// where g = dL/dlambda. Writes d_vertex[c][j] for vertex c and component
+// j in (x, y, w); the z component gets nothing (barycentrics ignore it).
+MGC_HOST_DEVICE void PixelBarycentricGradient(const TriangleSetup& setup,
+                                              const float* barycentric,
+                                              const float* d_barycentric,
+                                              float d_vertex[3][3]) {
+  const float g_dot_b = d_barycentric[0] * barycentric[0] +
+                        d_barycentric[1] * barycentric[1] +
+                        d_barycentric[2] * barycentric[2];
+  float k[3];
+  for (int i = 0; i < 3; ++i) k[i] = d_barycentric[i] - g_dot_b;
+  // u = M^-T k = edge^T k / |det|.
+  float u[3];
+  for (int r = 0; r < 3; ++r) {
+    u[r] = (setup.edge[0][r] * k[0] + setup.edge[1][r] * k[1] +
+            setup.edge[2][r] * k[2]) /
+           setup.abs_det;
+  }
+  for (int c = 0; c < 3; ++c) {
+    for (int r = 0; r < 3; ++r) d_vertex[c][r] = -u[r] * barycentric[c];
+  }
+}
+
+// Depth and triangle id packed so that the smaller key is the winner: nearer
+// depth first, and on equal depth the larger triangle id (the later triangle,
+// as in the CPU kernel's in-order "<=" test). Used by the GPU atomicMin pass.
+MGC_HOST_DEVICE uint64_t DepthIdKey(float depth, int triangle_id) {
+  depth += 0.0f;  // -0 becomes +0, so equal depths give equal keys.
+  uint32_t bits;
+  memcpy(&bits, &depth, sizeof(bits));
+  // Monotone map of IEEE floats to unsigned integers.
+  bits = (bits & 0x80000000u) ? ~bits : (bits | 0x80000000u);
+  const uint32_t id_bits = 0xFFFFFFFFu - static_cast<uint32_t>(triangle_id);
+  return (static_cast<uint64_t>(bits) << 32) | id_bits;
+}
+
+MGC_HOST_DEVICE int TriangleIdFromKey(uint64_t key) {
+  return static_cast<int>(0xFFFFFFFFu - static_cast<uint32_t>(key & 0xFFFFFFFFu));
+}
+
+}  // namespace mgc
+
+#endif  // MGC_OPS_RASTERIZE_TRIANGLES_RASTERIZE_MATH_H_

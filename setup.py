@@ -1,0 +1,104 @@
+"""Builds the mgc package and its custom ops with the installed TensorFlow.
+
+    pip install --no-build-isolation -e .
+
+The op library is compiled with the compiler flags TensorFlow reports
+(tf.sysconfig), never hard-coded ABI flags. When nvcc is found the CUDA
+kernels are added, linked with the static CUDA runtime so the library still
+loads on machines without a GPU. Bazel builds the same sources (ops/BUILD).
+"""
+import os
+import shutil
+import subprocess
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
+
+OP_DIR = os.path.join("ops", "rasterize_triangles")
+CPU_SOURCES = [
+    "rasterize_triangles_op.cc",
+    "rasterize_triangles_kernels.cc",
+    "rasterize_triangles_cpu.cc",
+]
+CUDA_SOURCE = "rasterize_triangles_cuda.cu.cc"
+CUDA_ARCHS = ("80", "90")
+# Host code must round like the CUDA kernels (built with --fmad=false).
+HOST_FLAGS = ["-O2", "-fPIC", "-ffp-contract=off", "-Wno-deprecated-declarations",
+              "-Wno-interference-size"]
+
+
+def find_nvcc():
+    """Path of nvcc, or None (then the library is CPU-only)."""
+    if os.environ.get("MGC_WITHOUT_CUDA"):
+        return None
+    candidates = [os.path.join(os.environ.get("CUDA_HOME", "/usr/local/cuda"), "bin", "nvcc"),
+                  shutil.which("nvcc") or ""]
+    return next((os.path.realpath(c) for c in candidates if os.path.exists(c)), None)
+
+
+class BuildOps(build_ext):
+    """Compiles the op library with g++ (and nvcc) instead of distutils."""
+
+    def build_extension(self, ext):
+        import tensorflow as tf  # Needs --no-build-isolation.
+
+        compile_flags = tf.sysconfig.get_compile_flags()
+        link_flags = tf.sysconfig.get_link_flags()
+        work = os.path.abspath(os.path.join(self.build_temp, "ops"))
+        os.makedirs(work, exist_ok=True)
+        output = self.get_ext_fullpath(ext.name)
+        os.makedirs(os.path.dirname(output) or ".", exist_ok=True)
+        sources = [os.path.join(OP_DIR, s) for s in CPU_SOURCES]
+        objects, cuda_flags, cuda_link = [], [], []
+
+        nvcc = find_nvcc()
+        if nvcc:
+            cuda_root = os.path.dirname(os.path.dirname(nvcc))
+            cuda_include = os.path.join(cuda_root, "include")
+            include_map = self._cuda_include_map(work, cuda_include)
+            cuda_object = os.path.join(work, "rasterize_triangles_cuda.o")
+            gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in CUDA_ARCHS]
+            self._run([nvcc, "-std=c++17", "-x", "cu", "--fmad=false", "-O3",
+                       "-Xcompiler", "-fPIC", *gencode,
+                       "-c", os.path.join(OP_DIR, CUDA_SOURCE), "-o", cuda_object])
+            objects.append(cuda_object)
+            # The map must come before TensorFlow's bundled CUDA headers.
+            cuda_flags = ["-DGOOGLE_CUDA=1", f"-I{include_map}", f"-I{cuda_include}"]
+            cuda_link = [f"-L{os.path.join(cuda_root, 'lib64')}",
+                         "-Wl,--exclude-libs,libcudart_static.a",
+                         "-l:libcudart_static.a", "-lpthread", "-ldl", "-lrt"]
+
+        self._run(["g++", "-shared", *HOST_FLAGS, *cuda_flags, *compile_flags,
+                   *sources, *objects, "-o", output, *link_flags, *cuda_link])
+        # Editable installs import from the source tree: put a copy there too.
+        in_source = os.path.join(*ext.name.split(".")[:-1], os.path.basename(output))
+        if os.path.abspath(in_source) != os.path.abspath(output):
+            shutil.copyfile(output, in_source)
+
+    @staticmethod
+    def _cuda_include_map(work, cuda_include):
+        """A folder where third_party/gpus/cuda/include is the local CUDA."""
+        root = os.path.join(work, "cuda_include_map")
+        link = os.path.join(root, "third_party", "gpus", "cuda", "include")
+        os.makedirs(os.path.dirname(link), exist_ok=True)
+        if os.path.islink(link):
+            os.remove(link)
+        os.symlink(cuda_include, link)
+        return root
+
+    @staticmethod
+    def _run(command):
+        print(" ".join(command), flush=True)
+        subprocess.check_call(command)
+
+
+setup(
+    name="mgc",
+    version="0.1.0",
+    description="MGCNet (ECCV 2020) in TensorFlow 2 with its own rasterizer ops",
+    packages=find_packages(include=["mgc", "mgc.*"]),
+    python_requires=">=3.9",
+    ext_modules=[Extension("mgc.render._rasterize_triangles_ops", sources=[])],
+    cmdclass={"build_ext": BuildOps},
+    zip_safe=False,
+)
