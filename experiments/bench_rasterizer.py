@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from mgc import paths
 from mgc.render import rasterize_triangles
 
 FLAGS = flags.FLAGS
@@ -24,8 +25,7 @@ flags.DEFINE_string("data_root", None, "Data root (default: $MGC_DATA or ../shar
 flags.DEFINE_integer("repeats", 20, "Timed repetitions per configuration (median reported).")
 flags.DEFINE_bool("write_docs", False, "Replace the table in docs/PERFORMANCE.md.")
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PERFORMANCE_DOC = os.path.join(REPO_ROOT, "docs", "PERFORMANCE.md")
+PERFORMANCE_DOC = os.path.join(paths.REPO_ROOT, "docs", "PERFORMANCE.md")
 # (batch, width, height)
 CONFIGS = [(1, 224, 224), (8, 224, 224), (32, 224, 224), (1, 640, 480), (8, 640, 480)]
 # MGCNet's default pose (rz, ry, rx, tx, ty, tz) and frustum (MGCNET_REFERENCE.md §3.2-3.3).
@@ -33,18 +33,9 @@ DEFAULT_POSE = (0.0, 0.0, 3.141593, 0.17440447, 9.1053238, 4994.3359)
 FOCAL, CENTER, NEAR, FAR = 4700.0, 112.0, 3000.0, 7000.0
 
 
-def data_root():
-    root = FLAGS.data_root or os.environ.get("MGC_DATA") or os.path.join(
-        REPO_ROOT, "..", "shared", "data")
-    return os.path.abspath(root)
-
-
 def face_clip_vertices(width, height):
     """Clip-space vertices [V, 4] and triangles of the BFM mean face."""
-    path = os.path.join(data_root(), "bfm09_topology", "bfm09_front_mean.npz")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} is missing (BFM topology, see shared/data/README.md)")
-    model = np.load(path)
+    model = np.load(paths.data_file("bfm09_topology/bfm09_front_mean.npz", FLAGS.data_root))
     vertices = model["meanshape"].astype(np.float64) * 100.0  # millimetres
     rz, ry, rx, tx, ty, tz = DEFAULT_POSE
     c, s = np.cos, np.sin

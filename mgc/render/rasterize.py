@@ -21,12 +21,23 @@ def _check_image_size(image_width, image_height):
 
 
 def _assert_finite(clip_vertices):
-    """Raises InvalidArgument naming the first non-finite [batch, vertex]."""
+    """Raises InvalidArgument naming the first non-finite [batch, vertex].
+
+    Eagerly the check runs now; in a graph it is an Assert op the rasterizer
+    depends on. Returns the control dependencies to add.
+    """
     finite = tf.reduce_all(tf.math.is_finite(clip_vertices), axis=-1)
     bad = tf.where(tf.logical_not(finite))
-    return tf.debugging.Assert(
+    if tf.executing_eagerly():
+        if bad.shape[0]:
+            batch, vertex = bad[0].numpy()
+            values = clip_vertices[batch, vertex].numpy()
+            raise _invalid(f"clip_vertices must be finite: clip_vertices[{batch}, {vertex}] = "
+                           f"{values} ({bad.shape[0]} non-finite vertices in all)")
+        return []
+    return [tf.debugging.Assert(
         tf.equal(tf.shape(bad)[0], 0),
-        ["clip_vertices must be finite; first non-finite [batch, vertex] is", bad[:1]])
+        ["clip_vertices must be finite; first non-finite [batch, vertex] is", bad[:1]])]
 
 
 def rasterize_triangles(clip_vertices, triangles, image_width, image_height,
@@ -63,7 +74,7 @@ def rasterize_triangles(clip_vertices, triangles, image_width, image_height,
         if triangles.shape.rank != 2 or triangles.shape[-1] not in (3, None):
             raise _invalid(f"triangles must have shape [T, 3], got {triangles.shape}")
         batched = clip_vertices if rank == 3 else clip_vertices[tf.newaxis]
-        checks = [_assert_finite(batched)] if validate else []
+        checks = _assert_finite(batched) if validate else []
         with tf.control_dependencies(checks):
             outputs = load_ops().rasterize_triangles(
                 batched, triangles, image_width=image_width, image_height=image_height)
