@@ -3,8 +3,8 @@ docs/PERFORMANCE.md.
 
 The mesh is the 35,709-vertex / 70,789-triangle BFM front topology with its
 mean shape (bfm09_topology/bfm09_front_mean.npz, x100 to millimetres), placed
-by MGCNet's default pose and intrinsics (f = 4700, 224x224, near 3000, far
-7000) so that the face fills about three quarters of the image height. The
+by MGCNet's default pose and intrinsics (experiments/scenes.py) so that the
+face fills about three quarters of the height of a 224x224 image. The
 backward pass takes a dense random upstream gradient.
 
     python -m experiments.bench_rasterizer [--repeats=20] [--write_docs]
@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from experiments import scenes
 from mgc import paths
 from mgc.render import rasterize_triangles
 
@@ -28,30 +29,14 @@ flags.DEFINE_bool("write_docs", False, "Replace the table in docs/PERFORMANCE.md
 PERFORMANCE_DOC = os.path.join(paths.REPO_ROOT, "docs", "PERFORMANCE.md")
 # (batch, width, height)
 CONFIGS = [(1, 224, 224), (8, 224, 224), (32, 224, 224), (1, 640, 480), (8, 640, 480)]
-# MGCNet's default pose (rz, ry, rx, tx, ty, tz) and frustum (MGCNET_REFERENCE.md §3.2-3.3).
-DEFAULT_POSE = (0.0, 0.0, 3.141593, 0.17440447, 9.1053238, 4994.3359)
-FOCAL, CENTER, NEAR, FAR = 4700.0, 112.0, 3000.0, 7000.0
 
 
 def face_clip_vertices(width, height):
     """Clip-space vertices [V, 4] and triangles of the BFM mean face."""
-    model = np.load(paths.data_file("bfm09_topology/bfm09_front_mean.npz", FLAGS.data_root))
-    vertices = model["meanshape"].astype(np.float64) * 100.0  # millimetres
-    rz, ry, rx, tx, ty, tz = DEFAULT_POSE
-    c, s = np.cos, np.sin
-    rot_x = np.array([[1, 0, 0], [0, c(rx), -s(rx)], [0, s(rx), c(rx)]])
-    rot_y = np.array([[c(ry), 0, s(ry)], [0, 1, 0], [-s(ry), 0, c(ry)]])
-    rot_z = np.array([[c(rz), -s(rz), 0], [s(rz), c(rz), 0], [0, 0, 1]])
-    camera = vertices @ (rot_x @ rot_y @ rot_z).T + [tx, ty, tz]  # OpenCV camera
-    camera = camera * [1, -1, -1]  # OpenGL camera
-    # Same focal length in pixels; a wider image shows more around the face.
-    frustum = np.array([
-        [2 * FOCAL / width, 0, 0, 0],
-        [0, 2 * FOCAL / height, 0, 0],
-        [0, 0, -(FAR + NEAR) / (FAR - NEAR), -2 * FAR * NEAR / (FAR - NEAR)],
-        [0, 0, -1, 0]])
-    clip = np.concatenate([camera, np.ones_like(camera[:, :1])], 1) @ frustum.T
-    return clip.astype(np.float32), model["triangles"].astype(np.int32)
+    vertices, triangles = scenes.bfm_mean_face(FLAGS.data_root)
+    camera = scenes.default_camera_matrix(width, height)
+    clip = np.concatenate([vertices, np.ones_like(vertices[:, :1])], axis=1) @ camera.T
+    return clip.astype(np.float32), triangles
 
 
 def median_seconds(fn, repeats):

@@ -1,0 +1,68 @@
+# Everything a newcomer runs: `make demo` and `make test`. Both set up what
+# they need on a fresh Debian machine: a venv with the pip packages, the op
+# library (setup.py), and for the tests Bazel and googletest from Debian.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DATA_ROOT ?= $(abspath $(or $(MGC_DATA),../shared/data))
+export MGC_DATA := $(DATA_ROOT)
+
+REQUIREMENTS_STAMP := $(VENV)/.requirements-installed
+OPS_STAMP := build/.ops-built
+OP_SOURCES := setup.py $(wildcard ops/rasterize_triangles/*.h ops/rasterize_triangles/rasterize_triangles_*.cc)
+PARITY_HARNESS := build/parity_harness
+NVCC := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+APT_GET := $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
+
+.PHONY: build demo test test-python test-bazel parity-harness bench bazel-tools clean
+
+$(REQUIREMENTS_STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $@
+
+# The op library, built by setup.py with TensorFlow's own compiler flags.
+$(OPS_STAMP): $(REQUIREMENTS_STAMP) $(OP_SOURCES)
+	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+	mkdir -p build && touch $@
+
+build: $(OPS_STAMP)
+
+demo: build
+	$(PY) -m experiments.render_demo --output=out/demo
+
+test: test-python test-bazel parity-harness
+
+test-python: build
+	$(PY) -m pytest tests
+
+bazel-tools:
+	command -v bazel >/dev/null || ($(APT_GET) update && $(APT_GET) install -y bazel-bootstrap)
+	dpkg -s libgtest-dev >/dev/null 2>&1 || ($(APT_GET) update && $(APT_GET) install -y libgtest-dev)
+
+# The same sources through Bazel (offline, Debian's Bazel 4.2.3).
+test-bazel: bazel-tools $(REQUIREMENTS_STAMP)
+	bash third_party/bazel_build_and_test.sh $(abspath $(PY)) $(DATA_ROOT)
+
+# The TensorFlow-free CPU-vs-CUDA parity program. Without a GPU it checks the
+# CPU path only; on a GPU machine it compares the kernels and times them.
+parity-harness:
+ifeq ($(NVCC),)
+	@echo "nvcc not found: parity harness not built"
+else
+	mkdir -p build
+	$(NVCC) -std=c++17 -O3 --fmad=false -Xcompiler -ffp-contract=off \
+	  -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90 \
+	  -x cu ops/rasterize_triangles/parity_harness.cu.cc ops/rasterize_triangles/rasterize_triangles_cuda.cu.cc \
+	  -x c++ ops/rasterize_triangles/rasterize_triangles_cpu.cc -o $(PARITY_HARNESS)
+	$(PARITY_HARNESS)
+endif
+
+bench: build
+	$(PY) -m experiments.bench_rasterizer --write_docs
+
+clean:
+	rm -rf build out mgc/render/_rasterize_triangles_ops*.so *.egg-info
+	-command -v bazel >/dev/null && bazel clean --expunge
