@@ -8,7 +8,10 @@ PY := $(VENV)/bin/python
 DATA_ROOT ?= $(abspath $(or $(MGC_DATA),../shared/data))
 export MGC_DATA := $(DATA_ROOT)
 
-REQUIREMENTS_STAMP := $(VENV)/.requirements-installed
+# TensorFlow first (setup.py imports it for its flags); the rest comes from
+# setup.py's install_requires.
+TENSORFLOW := tensorflow==2.21.*
+TF_STAMP := $(VENV)/.tensorflow-installed
 OPS_STAMP := build/.ops-built
 OP_SOURCES := setup.py $(wildcard ops/rasterize_triangles/*.h ops/rasterize_triangles/rasterize_triangles_*.cc)
 PARITY_HARNESS := build/parity_harness
@@ -17,15 +20,16 @@ APT_GET := $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
 
 .PHONY: build demo test test-python test-bazel parity-harness bench bazel-tools clean
 
-$(REQUIREMENTS_STAMP): requirements.txt
+$(TF_STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet '$(TENSORFLOW)'
 	touch $@
 
-# The op library, built by setup.py with TensorFlow's own compiler flags.
-$(OPS_STAMP): $(REQUIREMENTS_STAMP) $(OP_SOURCES)
-	$(PY) -m pip install --quiet --no-build-isolation --no-deps -e .
+# The package, its dependencies and the op library, built by setup.py with
+# TensorFlow's own compiler flags.
+$(OPS_STAMP): $(TF_STAMP) $(OP_SOURCES)
+	$(PY) -m pip install --quiet --no-build-isolation -e '.[test]'
 	mkdir -p build && touch $@
 
 build: $(OPS_STAMP)
@@ -43,7 +47,7 @@ bazel-tools:
 	dpkg -s libgtest-dev >/dev/null 2>&1 || ($(APT_GET) update && $(APT_GET) install -y libgtest-dev)
 
 # The same sources through Bazel (offline, Debian's Bazel 4.2.3).
-test-bazel: bazel-tools $(REQUIREMENTS_STAMP)
+test-bazel: bazel-tools $(TF_STAMP)
 	bash third_party/bazel_build_and_test.sh $(abspath $(PY)) $(DATA_ROOT)
 
 # The TensorFlow-free CPU-vs-CUDA parity program. Without a GPU it checks the

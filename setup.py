@@ -23,6 +23,9 @@ CPU_SOURCES = [
 CUDA_SOURCE = "rasterize_triangles_cuda.cu.cc"
 CUDA_ARCHS = ("80", "90")
 # Host code must round like the CUDA kernels (built with --fmad=false).
+# TensorFlow itself must be installed before this script runs (it supplies the
+# compiler flags); `make` does that.
+REQUIREMENTS = ["tensorflow>=2.16", "numpy", "pillow", "tqdm", "absl-py", "scipy"]
 HOST_FLAGS = ["-O2", "-fPIC", "-ffp-contract=off", "-Wno-deprecated-declarations",
               "-Wno-interference-size"]
 
@@ -98,6 +101,8 @@ setup(
     description="MGCNet (ECCV 2020) in TensorFlow 2 with its own rasterizer ops",
     packages=find_packages(include=["mgc", "mgc.*"]),
     python_requires=">=3.9",
+    install_requires=REQUIREMENTS,
+    extras_require={"test": ["pytest"]},
     ext_modules=[Extension("mgc.render._rasterize_triangles_ops", sources=[])],
     cmdclass={"build_ext": BuildOps},
     zip_safe=False,
