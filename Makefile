@@ -16,6 +16,9 @@ OPS_STAMP := build/.ops-built
 OP_SOURCES := setup.py $(wildcard ops/rasterize_triangles/*.h ops/rasterize_triangles/rasterize_triangles_*.cc)
 PARITY_HARNESS := build/parity_harness
 NVCC := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
+# nvcc's -x applies to every later file, so each source is compiled alone.
+NVCC_FLAGS := -std=c++17 -O3 --fmad=false -Xcompiler -ffp-contract=off \
+  -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90
 APT_GET := $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
 
 .PHONY: build demo test test-python test-bazel parity-harness bench bazel-tools clean
@@ -37,7 +40,8 @@ build: $(OPS_STAMP)
 demo: build
 	$(PY) -m experiments.render_demo --output=out/demo
 
-test: test-python test-bazel parity-harness
+# pytest last, so its summary is the closing line.
+test: parity-harness test-bazel test-python
 
 test-python: build
 	$(PY) -m pytest tests
@@ -57,10 +61,10 @@ ifeq ($(NVCC),)
 	@echo "nvcc not found: parity harness not built"
 else
 	mkdir -p build
-	$(NVCC) -std=c++17 -O3 --fmad=false -Xcompiler -ffp-contract=off \
-	  -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90 \
-	  -x cu ops/rasterize_triangles/parity_harness.cu.cc ops/rasterize_triangles/rasterize_triangles_cuda.cu.cc \
-	  -x c++ ops/rasterize_triangles/rasterize_triangles_cpu.cc -o $(PARITY_HARNESS)
+	$(NVCC) $(NVCC_FLAGS) -c ops/rasterize_triangles/rasterize_triangles_cpu.cc -o build/parity_cpu.o
+	$(NVCC) $(NVCC_FLAGS) -x cu -c ops/rasterize_triangles/rasterize_triangles_cuda.cu.cc -o build/parity_cuda.o
+	$(NVCC) $(NVCC_FLAGS) -x cu -c ops/rasterize_triangles/parity_harness.cu.cc -o build/parity_harness.o
+	$(NVCC) $(NVCC_FLAGS) build/parity_harness.o build/parity_cuda.o build/parity_cpu.o -o $(PARITY_HARNESS)
 	$(PARITY_HARNESS)
 endif
 

@@ -103,10 +103,10 @@ void PixelGradientsCpu(const float* clip_vertices, const int32_t* triangles,
         reinterpret_cast<float(*)[3]>(pixel_gradients + kGradientsPerPixel * pixel);
     const int32_t id = triangle_ids[pixel];
     TriangleSetup setup;
-    const int32_t* triangle = triangles + 3 * int64_t{id};
-    if (id < 0 || !SetupTriangle(Vertex(vertices, triangle, 0),
-                                 Vertex(vertices, triangle, 1),
-                                 Vertex(vertices, triangle, 2), &setup)) {
+    if (id < 0 || !SetupTriangle(Vertex(vertices, triangles + 3 * int64_t{id}, 0),
+                                 Vertex(vertices, triangles + 3 * int64_t{id}, 1),
+                                 Vertex(vertices, triangles + 3 * int64_t{id}, 2),
+                                 &setup)) {
       std::fill_n(&out[0][0], kGradientsPerPixel, 0.0f);
       continue;
     }

@@ -86,14 +86,22 @@ __global__ void ResolveKeys(const float* clip_vertices,
     const float* v1 = Corner(vertices, triangle, 1);
     const float* v2 = Corner(vertices, triangle, 2);
     TriangleSetup setup;
-    // Cannot fail: the same calls succeeded when the key was written.
-    SetupTriangle(v0, v1, v2, &setup);
-    CoverPixel(setup, v0, v1, v2,
-               PixelCenterNdc(static_cast<int>(in_image % shape.width),
-                              shape.width),
-               PixelCenterNdc(static_cast<int>(in_image / shape.width),
-                              shape.height),
-               b, &z);
+    // The same calls succeeded when the key was written (identical code and
+    // rounding with --fmad=false); should they not, leave the pixel empty
+    // rather than half-written.
+    const bool covered =
+        SetupTriangle(v0, v1, v2, &setup) &&
+        CoverPixel(setup, v0, v1, v2,
+                   PixelCenterNdc(static_cast<int>(in_image % shape.width),
+                                  shape.width),
+                   PixelCenterNdc(static_cast<int>(in_image / shape.width),
+                                  shape.height),
+                   b, &z);
+    if (!covered) {
+      id = -1;
+      z = 1.0f;
+      b[0] = b[1] = b[2] = 0.0f;
+    }
   }
   for (int j = 0; j < 3; ++j) barycentrics[3 * pixel + j] = b[j];
   triangle_ids[pixel] = id;
@@ -157,7 +165,9 @@ int RasterizeGradCuda(const float* clip_vertices, const int32_t* triangles,
   const size_t gradient_bytes =
       sizeof(float) * 4 * shape.batch * shape.num_vertices;
   if (gradient_bytes > 0) {
-    cudaMemsetAsync(d_clip_vertices, 0, gradient_bytes, stream);
+    const cudaError_t status =
+        cudaMemsetAsync(d_clip_vertices, 0, gradient_bytes, stream);
+    if (status != cudaSuccess) return status;
   }
   const int64_t num_pixels = shape.batch * shape.PixelsPerImage();
   if (num_pixels > 0) {
