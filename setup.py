@@ -25,7 +25,8 @@ CUDA_ARCHS = ("80", "90")
 # Host code must round like the CUDA kernels (built with --fmad=false).
 # TensorFlow itself must be installed before this script runs (it supplies the
 # compiler flags); `make` does that.
-REQUIREMENTS = ["tensorflow>=2.16", "numpy", "pillow", "tqdm", "absl-py", "scipy"]
+REQUIREMENTS = ["tensorflow>=2.16", "numpy", "pillow", "tqdm", "absl-py", "scipy", "h5py",
+                "trimesh", "opencv-python-headless"]
 HOST_FLAGS = ["-O2", "-fPIC", "-ffp-contract=off", "-Wno-deprecated-declarations",
               "-Wno-interference-size"]
 

@@ -1,0 +1,6 @@
+"""Face models: the container, converters from the original formats, and the
+coefficient layout. Above mgc.geometry on the import ladder."""
+from mgc.facemodel.coefficients import MGCNET_LAYOUT, CoefficientLayout
+from mgc.facemodel.model import FaceModel, FaceModelError
+
+__all__ = ["MGCNET_LAYOUT", "CoefficientLayout", "FaceModel", "FaceModelError"]
