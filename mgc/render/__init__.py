@@ -7,6 +7,9 @@ from mgc.render.face import FaceRender, render_attributes, render_face
 from mgc.render.rasterize import interpolate
 from mgc.render.rasterize import rasterize
 from mgc.render.rasterize import rasterize_triangles
+from mgc.render.shading import phong_shader
+from mgc.render.shading import render_mesh
+from mgc.render.shading import tone_mapper
 
-__all__ = ["FaceRender", "interpolate", "rasterize", "rasterize_triangles", "render_attributes",
-           "render_face"]
+__all__ = ["FaceRender", "interpolate", "phong_shader", "rasterize", "rasterize_triangles",
+           "render_attributes", "render_face", "render_mesh", "tone_mapper"]
