@@ -141,6 +141,11 @@ def _per_image(value, batch_size, name):
     return tf.broadcast_to(tf.reshape(_float(value, name), [-1]), [batch_size])
 
 
+def _per_image_vector(value, batch_size, name):
+    """A [3] or [B, 3] camera vector as [B, 3]."""
+    return tf.broadcast_to(_float(value, name), [batch_size, 3])
+
+
 def _vertex_attributes(normals, vertices, diffuse_colors, specular_colors,
                        shininess_coefficients):
     """Attributes to interpolate, and whether shininess is among them."""
@@ -198,10 +203,9 @@ def render_mesh(vertices, triangles, normals, diffuse_colors, camera_position, c
             if value.shape.rank != 3:
                 raise ValueError(f"{name} must have shape [B, V, 3], got {value.shape}")
         batch_size = tf.shape(vertices)[0]
-        eye, center, up = (tf.broadcast_to(_float(value, name), [batch_size, 3]) for value, name in (
-            (camera_position, "camera_position"), (camera_lookat, "camera_lookat"),
-            (camera_up, "camera_up")))
-        view = look_at(eye, center, up)
+        eye = _per_image_vector(camera_position, batch_size, "camera_position")
+        view = look_at(eye, _per_image_vector(camera_lookat, batch_size, "camera_lookat"),
+                       _per_image_vector(camera_up, batch_size, "camera_up"))
         projection = perspective(
             tf.fill([batch_size], float(image_width) / float(image_height)),
             _per_image(fov_y, batch_size, "fov_y"), _per_image(near_clip, batch_size, "near_clip"),
