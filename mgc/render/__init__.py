@@ -1,7 +1,9 @@
-"""Rendering: the rasterizer op, attribute interpolation, shading.
+"""Rendering: the rasterizer op, attribute interpolation, shading, and the
+MGCNet forward model.
 
-Everything here returns bottom-up images (row 0 = image bottom), as the op
-does; face-level code flips them to top-down.
+The op-level functions (rasterize_triangles, rasterize, interpolate) return
+bottom-up images (row 0 = image bottom), as the op does; the face-level ones
+(render_face, render_attributes) return top-down images.
 """
 from mgc.render.face import FaceRender, render_attributes, render_face
 from mgc.render.rasterize import interpolate

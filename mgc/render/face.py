@@ -64,7 +64,7 @@ def gather_landmarks(vertices, landmark_indices):
 
 
 def render_face(coefficients, model, layout=None, intrinsics=geometry.MGCNET_INTRINSICS,
-                front_only=False):
+                front_only=False, normals=None):
     """Renders faces from coefficient vectors, as MGCNet does.
 
     Args:
@@ -75,6 +75,8 @@ def render_face(coefficients, model, layout=None, intrinsics=geometry.MGCNET_INT
       intrinsics: camera and image size; default MGCNet's (224x224, f 4700).
       front_only: render only the model's front sub-mesh (MGCNet's training
         renders, flag_fore); triangle_ids then index front_triangles.
+      normals: [B, N, 3] to use instead of the shape's own normals (e.g. held
+        fixed for a finite-difference check); None computes them.
 
     Returns:
       FaceRender (see its fields).
@@ -83,7 +85,8 @@ def render_face(coefficients, model, layout=None, intrinsics=geometry.MGCNET_INT
     parts = layout.split(coefficients)
     vertices = decode_shape(model, parts["identity"], parts["expression"])
     albedo = decode_albedo(model, parts["albedo"])
-    normals = geometry.vertex_normals(vertices, model.triangles)
+    if normals is None:
+        normals = geometry.vertex_normals(vertices, model.triangles)
     shading = geometry.sh_shading(normals, parts["lighting"])
     colors = albedo * shading
     pose = geometry.absolute_pose(parts["pose"])
