@@ -13,9 +13,15 @@ import tensorflow as tf
 from mgc import geometry
 from mgc.facemodel import CoefficientLayout, decode_albedo, decode_shape
 from mgc.render.rasterize import interpolate, rasterize_triangles
+from mgc.render.shading import phong_shader
 
 DEPTH_RANGE_MM = (0.0, 7500.0)  # MGCNet's depth_min / depth_max
 COLOR_MAX = 1e5  # the original clips lit colours to [0, 1e5] (no tone mapping)
+# MGCNet's gray geometry picture: one colour, three point lights in the model
+# frame, Lambert only (MGCNET_REFERENCE.md §3.5).
+GRAY_ALBEDO = 0.7529
+GRAY_LIGHTS = ((0.0, 0.0, 1000.0), (-1000.0, 0.0, 1000.0), (1000.0, 0.0, 1000.0))
+GRAY_INTENSITY = 0.5
 
 FaceRender = collections.namedtuple("FaceRender", [
     "vertices",      # [B, N, 3] model frame, mm
@@ -53,6 +59,30 @@ def render_attributes(vertices, attributes, triangles, pose, intrinsics=geometry
     mask = tf.cast(triangle_ids >= 0, tf.float32)[..., tf.newaxis]
     values = interpolate(attributes, triangles, barycentrics, triangle_ids) * mask
     return ImageLayers(flip_rows(values), flip_rows(mask), flip_rows(triangle_ids))
+
+
+def render_gray(vertices, normals, triangles, pose, intrinsics=geometry.MGCNET_INTRINSICS):
+    """MGCNet's gray geometry render of meshes [B, N, 3] with vertex normals
+    [B, N, 3] at poses [B, 6]: [B, H, W, 3] top-down, 0 on background.
+
+    Normals are interpolated per pixel and re-normalised; the lights sit in
+    the model frame, so the shading turns with the face.
+    """
+    clip = geometry.clip_space(vertices, pose, intrinsics)
+    barycentrics, triangle_ids, _ = rasterize_triangles(clip, triangles, intrinsics.width,
+                                                        intrinsics.height)
+    pixels = interpolate(tf.concat([normals, vertices], axis=-1), triangles, barycentrics,
+                         triangle_ids)
+    batch = tf.shape(vertices)[0]
+    lights = tf.broadcast_to(tf.constant(GRAY_LIGHTS), [batch, len(GRAY_LIGHTS), 3])
+    rgba = phong_shader(
+        normals=tf.math.l2_normalize(pixels[..., :3], axis=-1),
+        alphas=tf.cast(triangle_ids >= 0, tf.float32)[..., tf.newaxis],
+        pixel_positions=pixels[..., 3:],
+        light_positions=lights,
+        light_intensities=tf.fill(tf.shape(lights), GRAY_INTENSITY),
+        diffuse_colors=tf.fill(tf.shape(pixels[..., :3]), GRAY_ALBEDO))
+    return rgba[..., :3]
 
 
 def gather_landmarks(vertices, landmark_indices):
