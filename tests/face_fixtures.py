@@ -16,7 +16,7 @@ def smooth_fields(mean_shape, count, scale, seed):
                          x * y * z, x ** 3, y ** 3, z ** 3], axis=1)  # [N, 14]
     weights = rng.normal(size=(features.shape[1], 3, count)) / np.sqrt(features.shape[1])
     fields = np.einsum("nf,fck->nck", features, weights) * scale
-    return fields.reshape(-1, count).astype(np.float32)
+    return fields.reshape(len(mean_shape) * 3, count).astype(np.float32)
 
 
 def bfm_mean_face_model(landmarks, identity_rank=0, expression_rank=0, albedo_rank=0, seed=0):

@@ -473,7 +473,13 @@ def test_ict(ict_model):
     corner_uv = raw["uv"][raw["triangles_uv"].reshape(-1)]
     np.testing.assert_allclose(model.uvs[raw["triangles"].reshape(-1)], corner_uv, atol=1e-6)
     assert model.uvs.min() >= 0 and model.uvs.max() <= 1
-    assert np.allclose(model.mean_albedo, model.mean_albedo[0]) and np.all(model.skin_mask == 1)
+    assert np.allclose(model.mean_albedo, model.mean_albedo[0])
+    # Front region and skin: the narrow face, without ears and neck.
+    narrow = int(raw["narrow_face_num_vertices"])
+    np.testing.assert_array_equal(model.front_vertices, np.arange(narrow))
+    assert np.all(model.front_triangles < narrow) and len(model.front_triangles) > 0.6 * len(model.triangles)
+    np.testing.assert_array_equal(model.skin_mask, np.arange(model.num_vertices) < narrow)
+    assert np.all(model.landmarks < narrow)  # every landmark lies on the face
 
 
 def test_default_face_model_is_ict(ict_model):

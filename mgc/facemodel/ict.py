@@ -8,7 +8,9 @@ i.e. already the BFM model frame's axes (checked at load by check_bfm_frame).
 Conversion: cm x10 -> mm. The identity modes are already scaled so that their
 coefficients are ~N(0, 1); the 53 expression blendshapes take weights in
 [0, 1] (not standard deviations). No albedo model: a constant skin tone and
-K_albedo = 0. No skin or front region: all vertices.
+K_albedo = 0. Front region and skin mask: the upstream "narrow face" area
+(the first narrow_face_num_vertices vertices, README_ICT-FaceKit.md), i.e. the
+face without ears and neck, as BFM's front region is.
 """
 import os
 
@@ -32,6 +34,16 @@ def _npz_array(data, key, path, ndim):
     if array.ndim != ndim:
         raise lu.shape_error(path, key, array.shape, f"{ndim} dimensions")
     return array
+
+
+def _narrow_face(data, triangles, num_vertices):
+    """The narrow face region: vertices [0, K) and the triangles within them
+    (re-indexed into that list, which is the identity here). Everything when
+    the file does not say."""
+    count = int(data["narrow_face_num_vertices"]) if "narrow_face_num_vertices" in data \
+        else num_vertices
+    inside = np.all(triangles < count, axis=1)
+    return np.arange(count, dtype=np.int32), triangles[inside]
 
 
 def vertex_uvs(triangles, triangles_uv, uv, num_vertices, source):
@@ -92,6 +104,9 @@ def load_ict_facekit(data_root=None, path=None, identity_rank=None, expression_r
         mean_albedo, albedo_basis = lu.constant_albedo(n)
         if landmarks.shape != (NUM_LANDMARKS,):
             raise lu.shape_error(path, "landmarks68", landmarks.shape, f"[{NUM_LANDMARKS}]")
+        front_vertices, front_triangles = _narrow_face(data, triangles, n)
+        skin = np.zeros(n, np.float32)
+        skin[front_vertices] = 1.0
         model = FaceModel(
             name="ICT-FaceKit light, face region (no albedo model: constant skin tone)",
             mean_shape=neutral * MM_PER_CM,
@@ -102,9 +117,9 @@ def load_ict_facekit(data_root=None, path=None, identity_rank=None, expression_r
             triangles=triangles,
             landmarks=landmarks,
             contour_landmarks=contour,
-            skin_mask=np.ones(n, np.float32),
-            front_vertices=np.arange(n),
-            front_triangles=triangles,
+            skin_mask=skin,
+            front_vertices=front_vertices,
+            front_triangles=front_triangles,
             uvs=uvs,
             source=os.path.abspath(path))
     lu.check_bfm_frame(model.mean_shape, model.landmarks, path)
