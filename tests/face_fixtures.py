@@ -1,9 +1,10 @@
 """Face models for tests built from the real BFM mean shape and topology
 (shared/data/bfm09_topology) with small smooth synthetic bases."""
+import dataclasses
+
 import numpy as np
 
-from mgc import paths
-from mgc.facemodel import FaceModel
+from mgc.facemodel import load_bfm_mean
 
 
 def smooth_fields(mean_shape, count, scale, seed):
@@ -19,23 +20,20 @@ def smooth_fields(mean_shape, count, scale, seed):
     return fields.reshape(len(mean_shape) * 3, count).astype(np.float32)
 
 
-def bfm_mean_face_model(landmarks, identity_rank=0, expression_rank=0, albedo_rank=0, seed=0):
-    """BFM 2009 front mean shape (mm) and topology with synthetic bases."""
-    data = np.load(paths.data_file("bfm09_topology/bfm09_front_mean.npz"))
-    mean = data["meanshape"].astype(np.float64) * 100.0
-    n = len(mean)
+def bfm_mean_face_model(landmarks=None, identity_rank=0, expression_rank=0, albedo_rank=0,
+                        seed=0):
+    """The BFM 2009 front mean (load_bfm_mean: real mean shape, topology,
+    MGCNet landmarks) with synthetic smooth bases and a shaded albedo."""
+    model = load_bfm_mean()
+    mean = model.mean_shape.astype(np.float64)
     mean_albedo = np.clip(0.6 + 0.1 * (mean - mean.mean(0)) / 100.0, 0, 1) * [1.0, 0.8, 0.7]
-    return FaceModel(
+    return dataclasses.replace(
+        model,
         name="BFM 2009 mean + synthetic bases (test)",
-        mean_shape=mean,
         identity_basis=smooth_fields(mean, identity_rank, 3.0, seed),
         expression_basis=smooth_fields(mean, expression_rank, 2.0, seed + 1),
         mean_albedo=mean_albedo,
         albedo_basis=smooth_fields(mean, albedo_rank, 0.03, seed + 2),
-        triangles=data["triangles"],
-        landmarks=landmarks,
-        contour_landmarks=np.zeros(0),
-        skin_mask=data["skinmask"],
-        front_vertices=np.arange(n),
-        front_triangles=data["triangles"],
-    )
+        landmarks=model.landmarks if landmarks is None else landmarks,
+        front_vertices=np.arange(model.num_vertices),
+        front_triangles=model.triangles)

@@ -297,3 +297,35 @@ def load_bfm2009(morphable_model_mat, exp_pca_bin, std_exp_txt=None, topology_di
         uvs=None,
         source=source,
         **deng_topology(info, info_file, n))
+
+
+MEAN_FILE = os.path.join("bfm09_topology", "bfm09_front_mean.npz")
+
+
+def load_bfm_mean(data_root=None):
+    """The BFM 2009 front mean face without bases (all ranks 0).
+
+    What can be rendered without a BFM licence: Deng's mean shape (the public
+    bfm09_front_mean.npz, decimetres x100 -> mm) on MGCNet's 35,709-vertex
+    topology, with its front region, skin mask and MGCNet's landmarks, and a
+    constant skin tone. Useful for pictures, benchmarks and tests.
+    """
+    mean_file = paths.data_file(MEAN_FILE, data_root)
+    info_file = os.path.join(paths.data_file(TOPOLOGY_DIR, data_root), "facemodel_info.mat")
+    with np.load(mean_file) as data:
+        mean = np.asarray(data["meanshape"], np.float64) * MM_PER_DECIMETRE
+    n = len(mean)
+    info = read_mat(info_file, ("tri", "frontmask2_idx", "tri_mask2", "skinmask"))
+    mean_albedo, no_basis = lu.constant_albedo(n)
+    return FaceModel(
+        name="BFM 2009 front mean shape (no bases)",
+        mean_shape=mean,
+        identity_basis=no_basis,
+        expression_basis=no_basis,
+        mean_albedo=mean_albedo,
+        albedo_basis=no_basis,
+        landmarks=bfm_landmarks(n),
+        contour_landmarks=np.zeros(0, np.int32),
+        source=f"{mean_file}, {info_file}",
+        **deng_topology(info, info_file, n))
+

@@ -14,19 +14,19 @@ import os
 import numpy as np
 import scipy.io
 
-from mgc.facemodel.bfm import MGCNET_LANDMARKS_BFM, load_bfm2009, load_deng_mat
+from mgc.facemodel.bfm import MGCNET_LANDMARKS_BFM, load_bfm2009, load_bfm_mean, load_deng_mat
 from mgc.facemodel.ict import default_face_model, load_ict_facekit
 from mgc.facemodel.mgcnet_h5 import load_mgcnet_h5
 from mgc.facemodel.model import FaceModel, FaceModelError
 from mgc.facemodel.surrey import load_surrey
 
-FORMATS = ("mgc", "mgcnet_h5", "deng_mat", "bfm2009", "ict", "surrey")
+FORMATS = ("mgc", "mgcnet_h5", "deng_mat", "bfm2009", "ict", "surrey", "bfm_mean")
 # Built-in models that load_face_model accepts by name (from the data root).
-MODEL_NAMES = ("ict", "surrey")
+MODEL_NAMES = ("ict", "surrey", "bfm_mean")
 
 __all__ = ["FORMATS", "MGCNET_LANDMARKS_BFM", "MODEL_NAMES", "default_face_model",
            "detect_format", "load_bfm2009", "load_deng_mat", "load_face_model",
-           "load_ict_facekit", "load_mgcnet_h5", "load_surrey"]
+           "load_bfm_mean", "load_ict_facekit", "load_mgcnet_h5", "load_surrey"]
 
 
 def _npz_format(path):
@@ -77,8 +77,8 @@ def load_face_model(path_or_name, format=None, data_root=None, **options):
     """Loads any supported face model as a FaceModel.
 
     Args:
-      path_or_name: a file, or a built-in model name ('ict', 'surrey') read
-        from the data root.
+      path_or_name: a file, or a built-in model name ('ict', 'surrey',
+        'bfm_mean') read from the data root.
       format: one of FORMATS; None detects it (detect_format).
       data_root: data root override (see mgc.paths).
       **options: passed to the format's loader, e.g. identity_rank=80;
@@ -105,6 +105,8 @@ def load_face_model(path_or_name, format=None, data_root=None, **options):
         if options:
             raise FaceModelError(f"the mgc format takes no options, got {sorted(options)}")
         return FaceModel.load(path)
+    if format == "bfm_mean":
+        return load_bfm_mean(data_root)
     if format == "ict":
         return load_ict_facekit(data_root, path=path, **options)
     if format == "surrey":
