@@ -94,7 +94,7 @@ def gather_landmarks(vertices, landmark_indices):
 
 
 def render_face(coefficients, model, layout=None, intrinsics=geometry.MGCNET_INTRINSICS,
-                front_only=False, normals=None):
+                front_only=False, normals=None, albedo=None):
     """Renders faces from coefficient vectors, as MGCNet does.
 
     Args:
@@ -107,6 +107,8 @@ def render_face(coefficients, model, layout=None, intrinsics=geometry.MGCNET_INT
         renders, flag_fore); triangle_ids then index front_triangles.
       normals: [B, N, 3] to use instead of the shape's own normals (e.g. held
         fixed for a finite-difference check); None computes them.
+      albedo: [B, N, 3] per-vertex albedo to use instead of the model's
+        (e.g. estimated for a model without an albedo basis); None decodes it.
 
     Returns:
       FaceRender (see its fields).
@@ -114,7 +116,8 @@ def render_face(coefficients, model, layout=None, intrinsics=geometry.MGCNET_INT
     layout = layout or CoefficientLayout.for_model(model)
     parts = layout.split(coefficients)
     vertices = decode_shape(model, parts["identity"], parts["expression"])
-    albedo = decode_albedo(model, parts["albedo"])
+    if albedo is None:
+        albedo = decode_albedo(model, parts["albedo"])
     if normals is None:
         normals = geometry.vertex_normals(vertices, model.triangles)
     shading = geometry.sh_shading(normals, parts["lighting"])

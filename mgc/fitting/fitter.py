@@ -1,0 +1,240 @@
+"""Analysis-by-synthesis fitting of face-model coefficients to aligned crops,
+no network weights needed.
+
+Coarse to fine, on MGCNet's 224x224 crop camera:
+  1. a closed-form pose from the landmarks (initial_pose);
+  2. landmarks: pose, then identity and expression, with a robust (Huber)
+     landmark loss, jaw landmarks sliding along the face's silhouette, and a
+     Gaussian prior on the coefficients;
+  3. photometric: lighting and albedo, then everything, over the rendered
+     face's skin pixels (skin in the model and in the photo), landmarks kept.
+A model without an albedo basis (ICT-FaceKit) gets a per-vertex albedo with a
+smoothness prior over mesh edges. Several faces are fitted as one batch.
+"""
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from mgc import geometry
+from mgc.facemodel import CoefficientLayout, decode_shape
+from mgc.facemodel.coefficients import LIGHTING_SIZE
+from mgc.fitting import landmarks as landmark_lib
+from mgc.fitting.initial_pose import initial_pose_delta
+from mgc.fitting.skin import skin_probability
+from mgc.render import render_face
+
+
+@dataclasses.dataclass(frozen=True)
+class FitSettings:
+    """Steps and weights; the defaults fit one face in a few seconds."""
+
+    pose_steps: int = 40
+    landmark_steps: int = 160
+    appearance_steps: int = 40
+    joint_steps: int = 80
+    learning_rate: float = 0.01
+    landmark_sigma: float = 2.0      # pixels: expected landmark noise
+    huber_delta: float = 4.0         # pixels: beyond this the loss grows linearly
+    jaw_weight: float = 0.5          # jaw landmarks are less reliable than inner ones
+    expression_prior: float = 4.0    # extra weight of the expression prior
+    photometric_weight: float = 300.0
+    albedo_smoothness: float = 200.0
+    albedo_prior: float = 2.0
+    contour_update_every: int = 40
+
+
+@dataclasses.dataclass
+class FitResult:
+    """Fitted faces; everything batched over the B input crops."""
+
+    coefficients: np.ndarray   # [B, layout.size], pose delta w.r.t. DEFAULT_POSE
+    layout: CoefficientLayout
+    vertex_albedo: np.ndarray  # [B, N, 3] the albedo used (model's or estimated)
+    render: object             # FaceRender at the crop camera
+    landmarks_2d: np.ndarray   # [B, 68, 2] fitted model landmarks, crop pixels
+    landmark_error: np.ndarray  # [B] mean distance to the targets (pixels)
+
+
+# Scales of the optimised variables: Adam takes steps of about learning_rate
+# in scaled units, so these set the step of each quantity.
+_POSE_SCALE = np.array([1.0, 1.0, 1.0, 100.0, 100.0, 1000.0], np.float32)
+_SCALES = dict(identity=10.0, expression=5.0, albedo=10.0, lighting=5.0, vertex_albedo=3.0)
+
+
+class _Problem:
+    """Variables, losses and optimisation steps of one batch."""
+
+    def __init__(self, model, crops, targets, selection, skin, settings, initial_pose):
+        self.model, self.settings = model, settings
+        self.layout = CoefficientLayout.for_model(model)
+        batch = crops.shape[0]
+        self.crops = tf.constant(crops)
+        self.targets = tf.constant(np.nan_to_num(targets))
+        self.valid = tf.constant(np.all(np.isfinite(targets), -1).astype(np.float32))
+        self.selection = tf.constant(selection)
+        self.skin = tf.constant(skin)
+        self.vertex_skin = tf.constant(model.skin_mask)
+        self.landmark_weights = tf.constant(
+            landmark_lib.landmark_weights(selection, settings.jaw_weight))
+        self.indices = tf.Variable(np.tile(model.landmarks[None], [batch, 1]), trainable=False)
+        zeros = lambda size: tf.Variable(tf.zeros([batch, size]))  # noqa: E731
+        self.identity = zeros(self.layout.identity)
+        self.expression = zeros(self.layout.expression)
+        self.albedo = zeros(self.layout.albedo)
+        self.lighting = zeros(LIGHTING_SIZE)
+        self.pose = tf.Variable(initial_pose / _POSE_SCALE)
+        self.vertex_albedo = tf.Variable(tf.zeros([batch, model.num_vertices, 3]))
+        self.per_vertex_albedo = self.layout.albedo == 0
+        self.edges = tf.constant(landmark_lib.mesh_edges(model.triangles))
+
+    # -- the model's quantities from the variables ---------------------------
+
+    def coefficients(self):
+        return self.layout.join(self.identity * _SCALES["identity"], self.albedo * _SCALES["albedo"],
+                                self.expression * _SCALES["expression"], self.pose * _POSE_SCALE,
+                                self.lighting * _SCALES["lighting"])
+
+    def albedo_override(self):
+        if not self.per_vertex_albedo:
+            return None
+        mean = tf.constant(self.model.mean_albedo)[tf.newaxis]
+        return tf.clip_by_value(mean + self.vertex_albedo * _SCALES["vertex_albedo"], 0.0, 1.0)
+
+    def projected_landmarks(self):
+        parts = self.layout.split(self.coefficients())
+        vertices = decode_shape(self.model, parts["identity"], parts["expression"])
+        points = tf.gather(vertices, self.indices, batch_dims=1)  # [B, 68, 3]
+        points = tf.einsum("pk,bkc->bpc", self.selection, points)
+        pose = geometry.absolute_pose(parts["pose"])
+        return geometry.project_to_image(geometry.transform_points(points, pose)), vertices
+
+    # -- losses ---------------------------------------------------------------
+
+    def landmark_loss(self):
+        projected, _ = self.projected_landmarks()
+        distance = tf.sqrt(tf.reduce_sum(tf.square(projected - self.targets), -1) + 1e-6)
+        delta = self.settings.huber_delta
+        huber = tf.where(distance < delta, 0.5 * tf.square(distance),
+                         delta * (distance - 0.5 * delta))
+        weighted = huber * self.landmark_weights * self.valid
+        return tf.reduce_sum(weighted, -1) / self.settings.landmark_sigma ** 2
+
+    def prior(self):
+        identity = self.identity * _SCALES["identity"]
+        expression = self.expression * _SCALES["expression"]
+        albedo = self.albedo * _SCALES["albedo"]
+        return 0.5 * (tf.reduce_sum(tf.square(identity), -1)
+                      + self.settings.expression_prior * tf.reduce_sum(tf.square(expression), -1)
+                      + tf.reduce_sum(tf.square(albedo), -1))
+
+    def albedo_regulariser(self):
+        if not self.per_vertex_albedo:
+            return tf.zeros([tf.shape(self.identity)[0]])
+        albedo = self.albedo_override()
+        ends = tf.gather(albedo, self.edges, axis=1)  # [B, E, 2, 3]
+        smooth = tf.reduce_mean(tf.reduce_sum(tf.square(ends[:, :, 0] - ends[:, :, 1]), -1), -1)
+        offset = tf.reduce_mean(tf.reduce_sum(tf.square(self.vertex_albedo), -1), -1)
+        return self.settings.albedo_smoothness * smooth + self.settings.albedo_prior * offset
+
+    def photometric_loss(self):
+        render = render_face(self.coefficients(), self.model, albedo=self.albedo_override())
+        corners = tf.gather(tf.constant(self.model.triangles), tf.maximum(render.triangle_ids, 0))
+        model_skin = tf.reduce_min(tf.gather(self.vertex_skin, corners), -1)
+        region = render.mask[..., 0] * model_skin * self.skin
+        error = tf.sqrt(tf.reduce_sum(tf.square(render.image - self.crops), -1) + 1e-8)
+        mean_error = tf.reduce_sum(region * error, [1, 2]) / (tf.reduce_sum(region, [1, 2]) + 1.0)
+        return self.settings.photometric_weight * mean_error
+
+    # -- steps ----------------------------------------------------------------
+
+    def make_step(self, variables, photometric):
+        """A compiled optimisation step over `variables` (a fresh Adam per stage)."""
+        optimizer = tf.keras.optimizers.Adam(self.settings.learning_rate)
+        optimizer.build(variables)
+
+        @tf.function
+        def step():
+            with tf.GradientTape() as tape:
+                loss = self.landmark_loss() + self.prior()
+                if photometric:
+                    loss += self.photometric_loss() + self.albedo_regulariser()
+                total = tf.reduce_sum(loss)
+            gradients = tape.gradient(total, variables)
+            optimizer.apply_gradients(zip(gradients, variables))
+            return total
+        return step
+
+
+def _as_float_images(crops):
+    crops = np.asarray(crops)
+    if crops.dtype == np.uint8:
+        return crops.astype(np.float32) / 255.0
+    return crops.astype(np.float32)
+
+
+def fit_faces(crops, landmarks, model, settings=FitSettings()):
+    """Fits the face model to aligned crops.
+
+    Args:
+      crops: [B, 224, 224, 3] RGB crops (uint8, or float in [0, 1]) aligned
+        as MGCNet's (mgc.preprocess.align).
+      landmarks: [B, 68, 2] iBUG landmarks in crop pixels (NaN where
+        unknown), or [B, 5, 2] MGCNet's five points (eye centres, nose tip,
+        mouth corners).
+      model: a FaceModel; landmarks it lacks (-1) are left out of the loss.
+      settings: FitSettings.
+
+    Returns:
+      FitResult.
+    """
+    crops = _as_float_images(crops)
+    landmarks = np.asarray(landmarks, np.float32)
+    if crops.ndim != 4 or crops.shape[1:] != (224, 224, 3):
+        raise ValueError(f"crops must have shape [B, 224, 224, 3], got {crops.shape}")
+    if landmarks.shape[0] != crops.shape[0] or landmarks.shape[1:] not in ((68, 2), (5, 2)):
+        raise ValueError(f"landmarks must have shape [B, 68, 2] or [B, 5, 2], got {landmarks.shape}")
+    selection = landmark_lib.selection_matrix(landmarks.shape[1])
+    targets = landmarks.copy()
+    missing = model.landmarks < 0
+    if landmarks.shape[1] == 68:
+        targets[:, missing] = np.nan
+    skin = np.stack([skin_probability(crop, target) if target.shape[0] == 68 else
+                     np.ones(crop.shape[:2], np.float32) for crop, target in zip(crops, targets)])
+    model_points = model.mean_shape[np.maximum(model.landmarks, 0)]
+    model_points[missing] = np.nan
+    model_points = selection @ np.nan_to_num(model_points)
+    initial = np.stack([initial_pose_delta(model_points, target) for target in targets])
+    problem = _Problem(model, crops, targets, selection.astype(np.float32), skin, settings, initial)
+    _run(problem, settings, targets)
+    return _result(problem)
+
+
+def _run(problem, settings, targets):
+    shape_variables = [problem.pose, problem.identity, problem.expression]
+    appearance = [problem.lighting, problem.albedo, problem.vertex_albedo]
+    contour = landmark_lib.ContourSlider(problem.model) if targets.shape[1] == 68 else None
+    stages = [
+        (problem.make_step([problem.pose], False), settings.pose_steps),
+        (problem.make_step(shape_variables, False), settings.landmark_steps),
+        (problem.make_step(appearance, True), settings.appearance_steps),
+        (problem.make_step(shape_variables + appearance, True), settings.joint_steps),
+    ]
+    for stage, (step, count) in enumerate(stages):
+        for index in range(count):
+            if contour is not None and stage >= 1 and index % settings.contour_update_every == 0:
+                problem.indices.assign(contour.update(problem, targets))
+            step()
+
+
+def _result(problem):
+    coefficients = problem.coefficients()
+    albedo = problem.albedo_override()
+    render = render_face(coefficients, problem.model, albedo=albedo)
+    projected, _ = problem.projected_landmarks()
+    targets, valid = problem.targets.numpy(), problem.valid.numpy()
+    error = np.linalg.norm(projected.numpy() - targets, axis=-1)
+    mean_error = (error * valid).sum(-1) / np.maximum(valid.sum(-1), 1)
+    return FitResult(coefficients=coefficients.numpy(), layout=problem.layout,
+                     vertex_albedo=render.albedo.numpy(), render=render,
+                     landmarks_2d=render.landmarks_2d.numpy(), landmark_error=mean_error)

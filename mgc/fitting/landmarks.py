@@ -1,0 +1,78 @@
+"""Landmark bookkeeping for the fitter: which model points a target set
+means, their weights, mesh edges, and jaw landmarks that slide along the
+face's silhouette."""
+import numpy as np
+
+from mgc import geometry
+
+JAW = np.arange(17)
+# Jaw landmarks on the sides of the face: where the jaw line seen in a photo
+# is the silhouette of the cheek, whichever vertex that is at this pose.
+SLIDING_JAW = np.array([0, 1, 2, 3, 4, 5, 11, 12, 13, 14, 15, 16])
+# MGCNet's five points from the 68 (0-based): eye centres, nose tip, mouth corners.
+FIVE_POINT_GROUPS = (tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,))
+CANDIDATE_RADIUS_MM = 30.0
+SILHOUETTE_NORMAL_Z = 0.3  # |camera-space normal z| below this: on the silhouette
+
+
+def selection_matrix(count):
+    """[count, 68]: target points as averages of the 68 model landmarks."""
+    if count == 68:
+        return np.eye(68, dtype=np.float32)
+    if count != 5:
+        raise ValueError(f"landmark targets must be 68 or 5 points, got {count}")
+    selection = np.zeros((5, 68), np.float32)
+    for row, group in enumerate(FIVE_POINT_GROUPS):
+        selection[row, list(group)] = 1.0 / len(group)
+    return selection
+
+
+def landmark_weights(selection, jaw_weight):
+    """Per-target weights [P]: jaw points count less than inner ones."""
+    weights = np.ones(68, np.float32)
+    weights[JAW] = jaw_weight
+    return (selection @ weights / selection.sum(1)).astype(np.float32)
+
+
+def mesh_edges(triangles):
+    """Unique undirected edges [E, 2] of a triangle mesh."""
+    edges = np.concatenate([triangles[:, [0, 1]], triangles[:, [1, 2]], triangles[:, [2, 0]]])
+    return np.unique(np.sort(edges, axis=1), axis=0).astype(np.int32)
+
+
+class ContourSlider:
+    """Re-assigns the side jaw landmarks to the silhouette vertex nearest to
+    each target, among the vertices near the landmark's own vertex."""
+
+    def __init__(self, model):
+        self.model = model
+        mean = model.mean_shape
+        self.candidates = {}
+        for j in SLIDING_JAW:
+            if model.landmarks[j] < 0:
+                continue
+            near = np.linalg.norm(mean - mean[model.landmarks[j]], axis=1) < CANDIDATE_RADIUS_MM
+            self.candidates[j] = np.nonzero(near & (model.skin_mask > 0))[0]
+
+    def update(self, problem, targets):
+        """New landmark vertex indices [B, 68] for the problem's current fit."""
+        coefficients = problem.layout.split(problem.coefficients())
+        _, vertices = problem.projected_landmarks()
+        normals = geometry.vertex_normals(vertices, self.model.triangles)
+        pose = geometry.absolute_pose(coefficients["pose"])
+        rotation = geometry.rotation_matrix(pose[:, :3]).numpy()
+        pixels = geometry.project_to_image(geometry.transform_points(vertices, pose)).numpy()
+        normals_z = np.einsum("bj,bnj->bn", rotation[:, 2], normals.numpy())
+        indices = np.tile(self.model.landmarks[None], [len(targets), 1])
+        for b, target in enumerate(targets):
+            for j, candidates in self.candidates.items():
+                if not np.all(np.isfinite(target[j])):
+                    continue
+                on_silhouette = candidates[np.abs(normals_z[b, candidates]) < SILHOUETTE_NORMAL_Z]
+                if on_silhouette.size == 0:
+                    continue
+                distance = np.linalg.norm(pixels[b, on_silhouette] - target[j], axis=1)
+                own = np.linalg.norm(pixels[b, self.model.landmarks[j]] - target[j])
+                if distance.min() < own:
+                    indices[b, j] = on_silhouette[np.argmin(distance)]
+        return indices
