@@ -26,7 +26,7 @@ CUDA_ARCHS = ("80", "90")
 # TensorFlow itself must be installed before this script runs (it supplies the
 # compiler flags); `make` does that.
 REQUIREMENTS = ["tensorflow>=2.16", "numpy", "pillow", "tqdm", "absl-py", "scipy", "h5py",
-                "trimesh", "opencv-python-headless"]
+                "trimesh", "opencv-python-headless", "dlib-bin", "face-recognition-models"]
 HOST_FLAGS = ["-O2", "-fPIC", "-ffp-contract=off", "-Wno-deprecated-declarations",
               "-Wno-interference-size"]
 

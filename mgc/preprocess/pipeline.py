@@ -1,0 +1,149 @@
+"""Picture -> MGCNet input crops: landmarks from a file or from dlib, then
+the 5-point alignment of alignment.py."""
+import dataclasses
+import os
+from typing import Optional
+
+import numpy as np
+
+from mgc.preprocess import alignment
+from mgc.preprocess import detection
+from mgc.preprocess import landmark_files
+from mgc.preprocess.images import load_image
+
+LANDMARK_MODES = ("auto", "detect", "files")
+DETECTORS = ("hog", "cnn")
+
+
+class NoFaceError(ValueError):
+    """No face could be found or read for a picture; the message says why."""
+
+
+@dataclasses.dataclass
+class PreparedFace:
+    """One face ready for the network.
+
+    Attributes:
+      box: the detector's FaceBox, or None when landmarks came from a file.
+      landmarks68: [68, 2] float32 image pixels, or None when only 5 points
+        are known (a 5-point file).
+      points5: [5, 2] float64 image pixels used for the alignment.
+      landmark_source: "detected" or "file".
+      crop: uint8 [size, size, 3] RGB crop (224 for MGCNet).
+      crop_matrix: M [3, 3] float64 mapping image pixels -> crop pixels.
+      crop_landmarks68: landmarks68 mapped into the crop ([68, 2] float32), or None.
+      landmark_file: the file the landmarks were read from, or None.
+    """
+    box: Optional[detection.FaceBox]
+    landmarks68: Optional[np.ndarray]
+    points5: np.ndarray
+    landmark_source: str
+    crop: np.ndarray
+    crop_matrix: np.ndarray
+    crop_landmarks68: Optional[np.ndarray]
+    landmark_file: Optional[str] = None
+
+
+def prepare_faces(image, image_path=None, landmarks="auto", detector="hog",
+                  largest_face_only=False, size=alignment.CROP_SIZE):
+    """Finds the faces of a picture and crops each as MGCNet expects.
+
+    Args:
+      image: uint8 RGB [H, W, 3] (e.g. from load_image), or a path, which is
+        then loaded and used as image_path.
+      image_path: where the picture lies; only used to find landmark files.
+      landmarks: "auto" reads a landmark file beside the picture when there
+        is one (see landmark_files.landmark_file_candidates) and detects
+        otherwise; "files" requires such a file; "detect" never reads files.
+      detector: "hog" (dlib HOG, falling back to the CNN detector when it
+        finds nothing) or "cnn" (the CNN detector only).
+      largest_face_only: keep only the largest detected face.
+      size: side of the crops in pixels.
+
+    Returns:
+      list of PreparedFace: one for a landmark file, else one per detected
+      face, largest box first.
+
+    Raises:
+      NoFaceError: no face was detected.
+      FileNotFoundError: landmarks="files" and no file exists (names the
+        paths searched).
+      ImageError, LandmarkFileError: unreadable picture or landmark file.
+    """
+    if landmarks not in LANDMARK_MODES:
+        raise ValueError(f"landmarks must be one of {LANDMARK_MODES}, got {landmarks!r}")
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
+    if isinstance(image, (str, os.PathLike)):
+        image_path = image_path or image
+        image = load_image(image)
+    image = _rgb(image)
+
+    path = _landmark_file(image_path, landmarks)
+    if path is not None:
+        return [_face_from_file(image, path, size)]
+    boxes = _detect(image, detector, image_path)
+    if largest_face_only:
+        boxes = boxes[:1]
+    predictor = detection.LandmarkPredictor()
+    faces = []
+    for box in boxes:
+        lm68 = predictor.predict(image, box)
+        faces.append(_prepared(image, box, lm68, alignment.five_points(lm68), "detected", size))
+    return faces
+
+
+def _rgb(image):
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[:, :, None], 3, axis=2)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 RGB image [H, W, 3], got {image.dtype} {image.shape}")
+    return image
+
+
+def _landmark_file(image_path, mode):
+    """The landmark file to use, or None to detect."""
+    if mode == "detect":
+        return None
+    if image_path is None:
+        if mode == "files":
+            raise ValueError("landmarks='files' needs image_path to find the landmark file")
+        return None
+    path = landmark_files.find_landmark_file(image_path)
+    if path is None and mode == "files":
+        searched = ", ".join(landmark_files.landmark_file_candidates(image_path))
+        raise FileNotFoundError(f"no landmark file for {image_path}; looked for {searched}")
+    return path
+
+
+def _face_from_file(image, path, size):
+    points = landmark_files.read_landmark_file(path)
+    lm68 = points if len(points) == 68 else None
+    points5 = alignment.five_points(lm68) if lm68 is not None else points.astype(np.float64)
+    return _prepared(image, None, lm68, points5, "file", size, path)
+
+
+def _detect(image, detector, image_path):
+    """Face boxes, largest first; NoFaceError when there are none."""
+    if detector == "hog":
+        boxes = detection.detect_with_fallback(image)
+        tried = "HOG or CNN detector"
+    else:
+        boxes = detection.FaceDetector("cnn").detect(image)
+        tried = "CNN detector"
+    if not boxes:
+        where = image_path or "the image"
+        raise NoFaceError(f"no face found by the {tried} in {where} "
+                          f"({image.shape[1]}x{image.shape[0]} pixels)")
+    return boxes
+
+
+def _prepared(image, box, lm68, points5, source, size, path=None):
+    crop, matrix = alignment.align(image, points5, size)
+    crop_lm68 = None
+    if lm68 is not None:
+        crop_lm68 = alignment.transform_points(lm68, matrix).astype(np.float32)
+    return PreparedFace(box=box, landmarks68=lm68, points5=points5, landmark_source=source,
+                        crop=crop, crop_matrix=matrix, crop_landmarks68=crop_lm68,
+                        landmark_file=path)
