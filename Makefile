@@ -21,7 +21,8 @@ NVCC_FLAGS := -std=c++17 -O3 --fmad=false -Xcompiler -ffp-contract=off \
   -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90
 APT_GET := $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
 
-.PHONY: build demo test test-python test-bazel parity-harness bench bazel-tools clean
+.PHONY: build demo test test-python test-bazel parity-harness bench evaluate-aflw2000 bazel-tools \
+  clean
 
 $(TF_STAMP):
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -70,6 +71,12 @@ endif
 
 bench: build
 	$(PY) -m experiments.bench_rasterizer --write_docs
+
+# AFLW2000-3D 68-point NME on the 200-image subset of the data root (about 10
+# minutes on 2 cores); replaces the table in docs/RESULTS.md. make test runs
+# it on two images (tests/test_eval_aflw2000.py).
+evaluate-aflw2000: build
+	$(PY) -m experiments.evaluate_aflw2000 --output=out/aflw2000 --write_docs
 
 clean:
 	rm -rf build out mgc/render/_rasterize_triangles_ops*.so *.egg-info
