@@ -30,14 +30,14 @@ class FitSettings:
     """Steps and weights; the defaults fit one face in a few seconds."""
 
     pose_steps: int = 40
-    landmark_steps: int = 160
+    landmark_steps: int = 400
     appearance_steps: int = 40
     joint_steps: int = 80
     learning_rate: float = 0.01
-    landmark_sigma: float = 2.0      # pixels: expected landmark noise
+    landmark_sigma: float = 0.5      # pixels: weight of the landmarks against the prior
     huber_delta: float = 4.0         # pixels: beyond this the loss grows linearly
-    jaw_weight: float = 0.5          # jaw landmarks are less reliable than inner ones
-    expression_prior: float = 4.0    # extra weight of the expression prior
+    jaw_weight: float = 1.0          # relative weight of the 17 jaw landmarks
+    expression_prior: float = 0.3    # relative weight of the expression prior
     photometric_weight: float = 300.0
     albedo_smoothness: float = 200.0
     albedo_prior: float = 2.0
@@ -52,7 +52,10 @@ class FitResult:
     layout: CoefficientLayout
     vertex_albedo: np.ndarray  # [B, N, 3] the albedo used (model's or estimated)
     render: object             # FaceRender at the crop camera
-    landmarks_2d: np.ndarray   # [B, 68, 2] fitted model landmarks, crop pixels
+    landmarks_2d: np.ndarray   # [B, 68, 2] the model's fixed landmark vertices, crop pixels
+    # [B, 68, 2] the same with the side jaw points on the silhouette, where
+    # 2D annotations (300-W, dlib) put them; equal to landmarks_2d elsewhere.
+    silhouette_landmarks_2d: np.ndarray
     landmark_error: np.ndarray  # [B] mean distance to the targets (pixels)
 
 
@@ -101,11 +104,14 @@ class _Problem:
         mean = tf.constant(self.model.mean_albedo)[tf.newaxis]
         return tf.clip_by_value(mean + self.vertex_albedo * _SCALES["vertex_albedo"], 0.0, 1.0)
 
-    def projected_landmarks(self):
+    def projected_landmarks(self, select=True):
+        """Projections [B, P, 2] of the current landmark vertices (jaw points
+        slid to the silhouette), as targets (select) or all 68; and vertices."""
         parts = self.layout.split(self.coefficients())
         vertices = decode_shape(self.model, parts["identity"], parts["expression"])
         points = tf.gather(vertices, self.indices, batch_dims=1)  # [B, 68, 3]
-        points = tf.einsum("pk,bkc->bpc", self.selection, points)
+        if select:
+            points = tf.einsum("pk,bkc->bpc", self.selection, points)
         pose = geometry.absolute_pose(parts["pose"])
         return geometry.project_to_image(geometry.transform_points(points, pose)), vertices
 
@@ -235,6 +241,8 @@ def _result(problem):
     targets, valid = problem.targets.numpy(), problem.valid.numpy()
     error = np.linalg.norm(projected.numpy() - targets, axis=-1)
     mean_error = (error * valid).sum(-1) / np.maximum(valid.sum(-1), 1)
+    silhouette, _ = problem.projected_landmarks(select=False)
     return FitResult(coefficients=coefficients.numpy(), layout=problem.layout,
                      vertex_albedo=render.albedo.numpy(), render=render,
-                     landmarks_2d=render.landmarks_2d.numpy(), landmark_error=mean_error)
+                     landmarks_2d=render.landmarks_2d.numpy(),
+                     silhouette_landmarks_2d=silhouette.numpy(), landmark_error=mean_error)
