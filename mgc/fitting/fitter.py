@@ -66,30 +66,56 @@ _SCALES = dict(identity=10.0, expression=5.0, albedo=10.0, lighting=5.0, vertex_
 
 
 class _Problem:
-    """Variables, losses and optimisation steps of one batch."""
+    """Variables, losses and compiled optimisation steps for batches of one
+    shape. Inputs live in variables too, so later batches reuse the traced
+    steps (reset) instead of compiling them again."""
 
-    def __init__(self, model, crops, targets, selection, skin, settings, initial_pose):
+    def __init__(self, model, batch, num_targets, settings):
         self.model, self.settings = model, settings
         self.layout = CoefficientLayout.for_model(model)
-        batch = crops.shape[0]
-        self.crops = tf.constant(crops)
-        self.targets = tf.constant(np.nan_to_num(targets))
-        self.valid = tf.constant(np.all(np.isfinite(targets), -1).astype(np.float32))
+        selection = landmark_lib.selection_matrix(num_targets)
         self.selection = tf.constant(selection)
-        self.skin = tf.constant(skin)
-        self.vertex_skin = tf.constant(model.skin_mask)
         self.landmark_weights = tf.constant(
             landmark_lib.landmark_weights(selection, settings.jaw_weight))
-        self.indices = tf.Variable(np.tile(model.landmarks[None], [batch, 1]), trainable=False)
-        zeros = lambda size: tf.Variable(tf.zeros([batch, size]))  # noqa: E731
-        self.identity = zeros(self.layout.identity)
-        self.expression = zeros(self.layout.expression)
-        self.albedo = zeros(self.layout.albedo)
-        self.lighting = zeros(LIGHTING_SIZE)
-        self.pose = tf.Variable(initial_pose / _POSE_SCALE)
-        self.vertex_albedo = tf.Variable(tf.zeros([batch, model.num_vertices, 3]))
-        self.per_vertex_albedo = self.layout.albedo == 0
+        self.vertex_skin = tf.constant(model.skin_mask)
         self.edges = tf.constant(landmark_lib.mesh_edges(model.triangles))
+        self.per_vertex_albedo = self.layout.albedo == 0
+        variable = lambda shape, dtype=tf.float32: tf.Variable(  # noqa: E731
+            tf.zeros(shape, dtype), trainable=False)
+        self.crops = variable([batch, 224, 224, 3])
+        self.targets = variable([batch, num_targets, 2])
+        self.valid = variable([batch, num_targets])
+        self.skin = variable([batch, 224, 224])
+        self.indices = variable([batch, 68], tf.int32)
+        self.identity = tf.Variable(tf.zeros([batch, self.layout.identity]))
+        self.expression = tf.Variable(tf.zeros([batch, self.layout.expression]))
+        self.albedo = tf.Variable(tf.zeros([batch, self.layout.albedo]))
+        self.lighting = tf.Variable(tf.zeros([batch, LIGHTING_SIZE]))
+        self.pose = tf.Variable(tf.zeros([batch, 6]))
+        self.vertex_albedo = tf.Variable(tf.zeros([batch, model.num_vertices, 3]))
+        shape = [self.pose, self.identity, self.expression]
+        appearance = [self.lighting, self.albedo, self.vertex_albedo]
+        self.stages = [
+            (self.make_step([self.pose], False), settings.pose_steps),
+            (self.make_step(shape, False), settings.landmark_steps),
+            (self.make_step(appearance, True), settings.appearance_steps),
+            (self.make_step(shape + appearance, True), settings.joint_steps),
+        ]
+
+    def reset(self, crops, targets, skin, initial_pose):
+        """Loads a new batch and starts its unknowns from scratch."""
+        self.crops.assign(crops)
+        self.targets.assign(np.nan_to_num(targets))
+        self.valid.assign(np.all(np.isfinite(targets), -1).astype(np.float32))
+        self.skin.assign(skin)
+        self.indices.assign(np.tile(self.model.landmarks[None], [len(crops), 1]))
+        for unknown in (self.identity, self.expression, self.albedo, self.lighting,
+                        self.vertex_albedo):
+            unknown.assign(tf.zeros_like(unknown))
+        self.pose.assign(initial_pose / _POSE_SCALE)
+        for optimizer in self.optimizers:
+            for state in optimizer.variables:
+                state.assign(tf.zeros_like(state))
 
     # -- the model's quantities from the variables ---------------------------
 
@@ -155,9 +181,10 @@ class _Problem:
     # -- steps ----------------------------------------------------------------
 
     def make_step(self, variables, photometric):
-        """A compiled optimisation step over `variables` (a fresh Adam per stage)."""
+        """A compiled optimisation step over `variables` (an Adam per stage)."""
         optimizer = tf.keras.optimizers.Adam(self.settings.learning_rate)
         optimizer.build(variables)
+        self.optimizers = getattr(self, "optimizers", []) + [optimizer]
 
         @tf.function
         def step():
@@ -211,22 +238,28 @@ def fit_faces(crops, landmarks, model, settings=FitSettings()):
     model_points[missing] = np.nan
     model_points = selection @ np.nan_to_num(model_points)
     initial = np.stack([initial_pose_delta(model_points, target) for target in targets])
-    problem = _Problem(model, crops, targets, selection.astype(np.float32), skin, settings, initial)
+    problem = _problem(model, len(crops), landmarks.shape[1], settings)
+    problem.reset(crops, targets, skin, initial)
     _run(problem, settings, targets)
     return _result(problem)
 
 
+_PROBLEMS = {}
+
+
+def _problem(model, batch, num_targets, settings):
+    """A cached _Problem for this model, batch size and settings."""
+    key = (id(model), batch, num_targets, settings)
+    if key not in _PROBLEMS:
+        if len(_PROBLEMS) >= 4:  # a few shapes at most; drop the oldest
+            _PROBLEMS.pop(next(iter(_PROBLEMS)))
+        _PROBLEMS[key] = (_Problem(model, batch, num_targets, settings), model)
+    return _PROBLEMS[key][0]
+
+
 def _run(problem, settings, targets):
-    shape_variables = [problem.pose, problem.identity, problem.expression]
-    appearance = [problem.lighting, problem.albedo, problem.vertex_albedo]
     contour = landmark_lib.ContourSlider(problem.model) if targets.shape[1] == 68 else None
-    stages = [
-        (problem.make_step([problem.pose], False), settings.pose_steps),
-        (problem.make_step(shape_variables, False), settings.landmark_steps),
-        (problem.make_step(appearance, True), settings.appearance_steps),
-        (problem.make_step(shape_variables + appearance, True), settings.joint_steps),
-    ]
-    for stage, (step, count) in enumerate(stages):
+    for stage, (step, count) in enumerate(problem.stages):
         for index in range(count):
             if contour is not None and stage >= 1 and index % settings.contour_update_every == 0:
                 problem.indices.assign(contour.update(problem, targets))
