@@ -19,7 +19,7 @@ from scipy import ndimage
 
 from mgc import geometry, paths
 from mgc.facemodel import CoefficientLayout, default_face_model
-from mgc.fitting import fit_faces
+from mgc.fitting import FitSettings, fit_faces
 from mgc.preprocess import invert, load_image, prepare_faces, read_landmark_file, transform_points
 from mgc.render import render_face
 
@@ -155,3 +155,18 @@ def test_pipeline_recovers_pose_and_landmarks_of_a_rendered_face(synthetic_scene
     rotation = in_plane.T @ geometry.rotation_matrix(pose[np.newaxis, :3]).numpy()[0]
     errors = np.abs(head_angles(rotation) - true_angles)  # yaw, pitch, roll
     assert np.all(errors <= [3.0, 6.0, 3.0]), errors
+
+
+def test_repeated_fits_reuse_compiled_steps_and_agree():
+    """The second batch of the same shape reuses the traced steps: its inputs
+    and unknowns (and the optimizers' moments) must be reset completely."""
+    model = default_face_model()
+    settings = FitSettings(pose_steps=5, landmark_steps=20, appearance_steps=5, joint_steps=5)
+    image = load_image(paths.data_file("demo_images/astronaut_eileen_collins_public_domain.png"))
+    face = prepare_faces(image, landmarks="detect")[0]
+    first = fit_faces(face.crop[np.newaxis], face.crop_landmarks68[np.newaxis], model, settings)
+    shifted = face.crop_landmarks68 + [3.0, 0.0]  # a different batch in between
+    fit_faces(face.crop[np.newaxis], shifted[np.newaxis], model, settings)
+    again = fit_faces(face.crop[np.newaxis], face.crop_landmarks68[np.newaxis], model, settings)
+    np.testing.assert_allclose(again.coefficients, first.coefficients, rtol=0, atol=1e-5)
+    assert first.landmark_error[0] < 3.0

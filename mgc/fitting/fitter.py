@@ -113,9 +113,10 @@ class _Problem:
                         self.vertex_albedo):
             unknown.assign(tf.zeros_like(unknown))
         self.pose.assign(initial_pose / _POSE_SCALE)
-        for optimizer in self.optimizers:
+        for optimizer in self.optimizers:  # fresh moments and step count, same rate
             for state in optimizer.variables:
-                state.assign(tf.zeros_like(state))
+                if state is not optimizer.learning_rate and "learning_rate" not in state.name:
+                    state.assign(tf.zeros_like(state))
 
     # -- the model's quantities from the variables ---------------------------
 
