@@ -192,11 +192,14 @@ def write_face_results(output_dir, stem, face_index, prepared_face, fit_result, 
              vertex_albedo=albedo.astype(np.float32), landmark_error=np.float32(error),
              face_model=np.asarray(face_model_name))
 
-    pictures = overlay_set(render, model.triangles, prepared_face.crop, index=b)
+    # Pictures show the model's front region (the face without ears and neck,
+    # like MGCNet's training renders): the fit only saw the skin there.
+    face_triangles = model.front_vertices[model.front_triangles]
+    pictures = overlay_set(render, face_triangles, prepared_face.crop, index=b)
     save_image(path["overlay"], pictures["overlay"], overwrite=True)
     save_image(path["overlay_geo"], pictures["overlayGeo"], overwrite=True)
     save_image(path["multi_pose"],
-               multi_pose_strip(render, model.triangles, prepared_face.crop, index=b),
+               multi_pose_strip(render, face_triangles, prepared_face.crop, index=b),
                overwrite=True)
     return FaceOutputs(files=names, landmark_error=error, landmarks_image=landmarks_image,
                        overlay=pictures["overlay"], overlay_geo=pictures["overlayGeo"],
