@@ -15,6 +15,7 @@ literature's protocol, reported separately).
 import dataclasses
 import os
 import re
+import subprocess
 import time
 
 import numpy as np
@@ -159,6 +160,18 @@ def select_images(image_dir):
     return names
 
 
+def code_version():
+    """The repository's commit (+ "-dirty" with local changes), or "unknown"."""
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=paths.REPO_ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+    try:
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "mgc", "experiments")
+        return git("rev-parse", "--short", "HEAD") + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def describe(count, image_dir, settings, seconds):
     """One paragraph: what produced the table."""
     boxes = ("ground-truth boxes (aflw2000.gt_face_box)" if FLAGS.use_gt_boxes
@@ -169,7 +182,7 @@ def describe(count, image_dir, settings, seconds):
     return (f"{count} images of `{where}`, {boxes}, face model `{FLAGS.face_model}`, "
             f"fitting steps x{FLAGS.steps:g} (pose/landmark/appearance/joint {steps}), "
             f"batch {FLAGS.batch_size}, {os.cpu_count()} CPU cores: {seconds:.1f} s per image; "
-            f"measured {time.strftime('%Y-%m-%d')}. NME in %.")
+            f"measured {time.strftime('%Y-%m-%d')} at commit {code_version()}. NME in %.")
 
 
 def write_docs(text, block):
