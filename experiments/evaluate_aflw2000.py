@@ -232,7 +232,7 @@ def main(argv):
     print(f"\n{header}\n\n{aflw2000.table_markdown(table)}\n")
     print(f"{len(fitted)} of {len(names)} faces found. Time: {elapsed:.1f} s in all, "
           f"{elapsed / len(names):.2f} s per image; detection + landmarks + crop "
-          f"{finding:.2f} s per image, fitting {fitting:.2f} s per face (batches of "
+          f"{finding:.3f} s per image, fitting {fitting:.2f} s per face (batches of "
           f"{FLAGS.batch_size}). Tables in {FLAGS.output}.")
     if FLAGS.write_docs:
         write_docs(f"{header}\n\n{aflw2000.table_markdown(table)}",

@@ -90,12 +90,13 @@ def test_tables_are_written_and_parse(tmp_path):
     assert float(per_image[0]["nme_dlib"]) == pytest.approx(2.81)
 
 
-def test_gt_box_is_a_square_around_the_points():
+def test_gt_box_is_a_square_on_the_inner_points():
     gt = square_face(40.0, 90.0)
     box = aflw2000.gt_face_box(gt)
-    assert box.width == pytest.approx(box.height) == pytest.approx(1.03 * 90.0)
-    assert (box.left + box.right) / 2 == pytest.approx(30.0)
-    assert (box.top + box.bottom) / 2 == pytest.approx(65.0 - 0.07 * 1.03 * 90.0)
+    assert box.width == pytest.approx(box.height) == pytest.approx(1.04 * 90.0)
+    centre = gt[17:].mean(0)
+    assert (box.left + box.right) / 2 == pytest.approx(centre[0])
+    assert (box.top + box.bottom) / 2 == pytest.approx(centre[1])
     assert box.detector == "gt"
 
 
