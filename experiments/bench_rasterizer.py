@@ -10,14 +10,13 @@ backward pass takes a dense random upstream gradient.
     python -m experiments.bench_rasterizer [--repeats=20] [--write_docs]
 """
 import os
-import re
 import time
 
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from experiments import scenes
+from experiments import doc_blocks, scenes
 from mgc import paths
 from mgc.render import rasterize_triangles
 
@@ -88,17 +87,6 @@ def table(rows):
     return "\n".join(lines)
 
 
-def write_docs(text):
-    begin, end = "<!-- bench_rasterizer:begin -->", "<!-- bench_rasterizer:end -->"
-    with open(PERFORMANCE_DOC) as f:
-        doc = f.read()
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    if not pattern.search(doc):
-        raise ValueError(f"{PERFORMANCE_DOC} has no {begin} ... {end} block")
-    with open(PERFORMANCE_DOC, "w") as f:
-        f.write(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", doc))
-
-
 def main(argv):
     del argv
     rows = [time_config(b, w, h, FLAGS.repeats) for b, w, h in CONFIGS]
@@ -107,7 +95,7 @@ def main(argv):
     print(f"RasterizeTriangles, CPU kernel, {threads} threads, "
           f"70,789-triangle BFM face:\n{text}")
     if FLAGS.write_docs:
-        write_docs(text)
+        doc_blocks.replace_block(PERFORMANCE_DOC, "bench_rasterizer", text)
         print(f"wrote {PERFORMANCE_DOC}")
 
 

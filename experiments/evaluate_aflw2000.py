@@ -14,7 +14,6 @@ literature's protocol, reported separately).
 """
 import dataclasses
 import os
-import re
 import subprocess
 import time
 
@@ -22,6 +21,7 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
+from experiments import doc_blocks
 from mgc import paths
 from mgc import preprocess
 from mgc.eval import aflw2000
@@ -185,17 +185,6 @@ def describe(count, image_dir, settings, seconds):
             f"measured {time.strftime('%Y-%m-%d')} at commit {code_version()}. NME in %.")
 
 
-def write_docs(text, block):
-    begin, end = f"<!-- {block}:begin -->", f"<!-- {block}:end -->"
-    with open(RESULTS_DOC) as stream:
-        doc = stream.read()
-    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.S)
-    if not pattern.search(doc):
-        raise ValueError(f"{RESULTS_DOC} has no {begin} ... {end} block")
-    with open(RESULTS_DOC, "w") as stream:
-        stream.write(pattern.sub(lambda _: f"{begin}\n{text}\n{end}", doc))
-
-
 def main(argv):
     del argv
     image_dir = FLAGS.image_dir or aflw2000.default_image_dir(FLAGS.data_root)
@@ -235,8 +224,9 @@ def main(argv):
           f"{finding:.3f} s per image, fitting {fitting:.2f} s per face (batches of "
           f"{FLAGS.batch_size}). Tables in {FLAGS.output}.")
     if FLAGS.write_docs:
-        write_docs(f"{header}\n\n{aflw2000.table_markdown(table)}",
-                   "aflw2000_gt_boxes" if FLAGS.use_gt_boxes else "aflw2000")
+        doc_blocks.replace_block(RESULTS_DOC,
+                                 "aflw2000_gt_boxes" if FLAGS.use_gt_boxes else "aflw2000",
+                                 f"{header}\n\n{aflw2000.table_markdown(table)}")
         print(f"wrote {RESULTS_DOC}")
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from experiments import scenes
 from mgc.geometry import look_at, perspective, transform_homogeneous
-from mgc.render import interpolate, rasterize, rasterize_triangles
+from mgc.render import rasterize, rasterize_triangles
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "out/demo", "Folder for the pictures (created if missing).")
