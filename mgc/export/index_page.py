@@ -23,8 +23,8 @@ table { border-collapse: collapse; }
 th, td { border-bottom: 1px solid #ccc; padding: 6px; vertical-align: top; text-align: left; }
 img { display: block; }
 img.photo { max-width: 320px; max-height: 320px; }
-img.crop { width: 160px; }
-img.strip { height: 112px; }
+img.crop { width: 140px; }
+img.strip { height: 64px; }  /* 384 px wide: a row fits a 1400 px window */
 .face { margin-bottom: 8px; }
 .links a { margin-right: 0.6em; font-size: 90%; }
 .small { font-size: 85%; color: #555; }
