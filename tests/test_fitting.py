@@ -18,15 +18,11 @@ import pytest
 from scipy import ndimage
 
 from mgc import geometry, paths
+from mgc.eval.aflw2000 import nme
 from mgc.facemodel import CoefficientLayout, default_face_model
 from mgc.fitting import FitSettings, fit_faces
 from mgc.preprocess import invert, load_image, prepare_faces, read_landmark_file, transform_points
 from mgc.render import render_face
-
-
-def nme(points, reference):
-    extent = reference.max(0) - reference.min(0)
-    return float(np.linalg.norm(points - reference, axis=1).mean() / np.sqrt(extent.prod()))
 
 
 def fitted_image_landmarks(image, silhouette=False):

@@ -9,7 +9,10 @@ JAW = np.arange(17)
 # Jaw landmarks on the sides of the face: where the jaw line seen in a photo
 # is the silhouette of the cheek, whichever vertex that is at this pose.
 SLIDING_JAW = np.array([0, 1, 2, 3, 4, 5, 11, 12, 13, 14, 15, 16])
-# MGCNet's five points from the 68 (0-based): eye centres, nose tip, mouth corners.
+# The five points of 5-point landmark files (0-based iBUG groups): eye
+# centres, nose tip, mouth corners. The nose is iBUG 31, the tip, as in
+# Deep3DFaceRecon's files; MGCNet's alignment template uses iBUG 34 instead
+# (mgc.preprocess.five_points), which is why the two lists differ.
 FIVE_POINT_GROUPS = (tuple(range(36, 42)), tuple(range(42, 48)), (30,), (48,), (54,))
 CANDIDATE_RADIUS_MM = 30.0
 SILHOUETTE_NORMAL_Z = 0.3  # |camera-space normal z| below this: on the silhouette
