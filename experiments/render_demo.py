@@ -13,9 +13,9 @@ import os
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
-from PIL import Image
 
 from experiments import scenes
+from mgc.export import save_image, to_uint8
 from mgc.geometry import look_at, perspective, transform_homogeneous
 from mgc.render import rasterize, rasterize_triangles
 
@@ -27,11 +27,6 @@ flags.DEFINE_bool("overwrite", True, "Replace pictures already in --output.")
 
 SKIN = np.array([0.87, 0.70, 0.60], np.float32)
 LIGHT_DIRECTION = np.array([0.3, 0.4, 1.0]) / np.linalg.norm([0.3, 0.4, 1.0])
-
-
-def to_png(image_bottom_up):
-    """float [H, W, C] in [0, 1], bottom-up -> uint8 top-down."""
-    return (np.clip(image_bottom_up[::-1], 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def id_colors(triangle_ids):
@@ -81,7 +76,8 @@ def save(path, image, overwrite):
     if os.path.exists(path) and not overwrite:
         logging.info("kept existing %s (--nooverwrite)", path)
         return
-    Image.fromarray(to_png(image)).save(path)
+    # The op's images are bottom-up; pictures are stored top-down.
+    save_image(path, to_uint8(image[::-1]))
     print(f"  {path}")
 
 
