@@ -2,16 +2,18 @@
 
 1. The 300-W image with landmarks="detect" (its .pts ground truth is read
    only for scoring).
-2. A face rendered from known coefficients (ICT model, coloured albedo with
-   brows and lips, eyeballs painted into the model's eye holes, SH lighting,
-   known pose) over a real photo background, at a fixed seed, run through
-   the pipeline with detection; scored in the original image's pixels.
+2. A face rendered from known coefficients (mgc.eval.synthetic: ICT model,
+   painted albedo, SH light from above, known pose) over a real photo
+   background, at a fixed seed, run through the pipeline with detection;
+   scored in the original image's pixels.
 NME = mean landmark distance / sqrt(w * h) of the reference landmarks' box.
 
-The bounds are what the fitter achieves today, as regression guards; issue 4
-asks for more (fitted NME <= dlib's 1.79 % on the 300-W image: 1.87 % now;
-on the rendered face pose within 3 degrees and NME < 2 %: pitch is 4.6
-degrees off and NME 3.5 %, limited by dlib's 3.5 % there).
+Issue 4's goals and where the fitter stands (bounds below guard today's
+numbers): on the rendered face, NME < 2 % (met: 1.84 %, dlib 2.33 %) and
+yaw, pitch, roll within 3 degrees (yaw 0.5, roll 0.5, pitch 3.0: on the
+boundary; over 24 random faces, experiments/evaluate_synthetic.py, the mean
+errors are 1.6 / 2.3 / 1.7 degrees). On the 300-W image, fitted NME <= dlib's
+(not met: 1.68 % against 1.60 %).
 """
 import numpy as np
 import pytest
@@ -43,7 +45,7 @@ def test_fit_is_at_least_as_close_to_300w_ground_truth_as_dlib():
     truth = read_landmark_file(paths.data_file(f"{folder}/image_0010.pts"))  # scoring only
     fitted_nme, dlib_nme = nme(fitted, truth), nme(face.landmarks68, truth)
     assert dlib_nme < 0.02  # dlib found the face
-    assert fitted_nme < 0.0195, f"fitted {fitted_nme:.4f} vs dlib {dlib_nme:.4f}"
+    assert fitted_nme < 0.0175, f"fitted {fitted_nme:.4f} vs dlib {dlib_nme:.4f}"
 
 
 @pytest.fixture(scope="module")
@@ -56,16 +58,15 @@ def synthetic_scene():
     rng = np.random.default_rng(11)
     identity = rng.normal(0, 0.6, layout.identity)
     expression = np.clip(rng.normal(0, 0.1, layout.expression), 0, 1)
-    photo = load_image(paths.data_file("demo_images/astronaut_eileen_collins_public_domain.png"))
-    background = np.repeat(np.repeat(photo[:150, :150], 3, 0), 3, 1)[:448, :448] / 255.0
-    return synthetic.render_scene(model, identity, expression, (20.0, 10.0, 5.0), background)
+    return synthetic.render_scene(model, identity, expression, (20.0, 10.0, 5.0),
+                                  synthetic.flag_background())
 
 
 def test_pipeline_recovers_pose_and_landmarks_of_a_rendered_face(synthetic_scene):
     true_landmarks, true_angles = synthetic_scene.landmarks, synthetic_scene.angles
     fitted, face, result = fitted_image_landmarks(synthetic_scene.image)
     fitted_nme, dlib_nme = nme(fitted, true_landmarks), nme(face.landmarks68, true_landmarks)
-    assert fitted_nme <= dlib_nme and fitted_nme < 0.036
+    assert fitted_nme <= dlib_nme and fitted_nme < 0.02
     # The crop is a similarity of the photo: undo its in-plane rotation to
     # get the fitted rotation in the photo's camera.
     theta = np.arctan2(face.crop_matrix[1, 0], face.crop_matrix[0, 0])
@@ -74,7 +75,7 @@ def test_pipeline_recovers_pose_and_landmarks_of_a_rendered_face(synthetic_scene
     pose = geometry.absolute_pose(result.coefficients[:, -33:-27]).numpy()[0]
     rotation = in_plane.T @ geometry.rotation_matrix(pose[np.newaxis, :3]).numpy()[0]
     errors = np.abs(synthetic.head_angles(rotation) - true_angles)  # yaw, pitch, roll
-    assert np.all(errors <= [3.0, 6.0, 3.0]), errors
+    assert np.all(errors <= [3.0, 3.5, 3.0]), errors
 
 
 def test_repeated_fits_reuse_compiled_steps_and_agree():

@@ -173,7 +173,7 @@ def test_300w_auto_reads_the_pts_file():
     assert face.landmark_source == "file" and face.box is None
     assert face.landmark_file.endswith("image_0010.pts")
     np.testing.assert_array_equal(face.landmarks68, truth)
-    np.testing.assert_allclose(truth[0], [611.284152, 272.773913], rtol=1e-7)
+    np.testing.assert_allclose(truth[0], [610.284152, 271.773913], rtol=1e-7)  # 1-based file
     np.testing.assert_allclose(face.crop_landmarks68,
                                preprocess.transform_points(truth, face.crop_matrix), atol=1e-4)
 

@@ -8,8 +8,9 @@ import dataclasses
 import numpy as np
 from scipy import ndimage
 
-from mgc import geometry
+from mgc import geometry, paths
 from mgc.facemodel import CoefficientLayout
+from mgc.preprocess import load_image
 from mgc.render import render_face
 
 SKIN = np.array([0.85, 0.62, 0.52])
@@ -55,7 +56,7 @@ def _inside_polygon(points, polygon):
 
 def synthetic_albedo(model):
     """[1, N, 3] a face a landmark detector can read the way the model's
-    landmarks mean it: skin with a smooth variation, dark brows along the
+    landmarks mean it: skin with a smooth variation, dark brows below the
     brow landmarks, dark lid margins (lashes) along the eye landmarks, red
     lips between the outer (48-59) and inner (60-67) lip contours, and hair
     above the forehead."""
@@ -63,8 +64,8 @@ def synthetic_albedo(model):
     landmarks = mean[model.landmarks]
     albedo = SKIN + 0.05 * np.sin(mean / 25.0)
 
-    def strip(indices, radius, closed=False):
-        line = landmarks[list(indices) + ([indices[0]] if closed else [])]
+    def strip(indices, radius, closed=False, below=0.0):
+        line = landmarks[list(indices) + ([indices[0]] if closed else [])] - [0, below, 0]
         return np.clip(1.5 - _distance_to_polyline(mean, line) / radius, 0, 1)[:, None]
 
     def region(indices):
@@ -73,7 +74,8 @@ def synthetic_albedo(model):
         front = mean[:, 2] > outline[:, 2].min() - 10.0
         return front & _inside_polygon(mean[:, :2], outline[:, :2])
 
-    brows = np.maximum(strip(range(17, 22), 4.0), strip(range(22, 27), 4.0))
+    # iBUG's brow points mark the brow's upper edge: the hair lies below them.
+    brows = np.maximum(strip(range(17, 22), 3.0, below=4.5), strip(range(22, 27), 3.0, below=4.5))
     lids = np.maximum(strip(range(36, 42), 0.8, closed=True),
                       strip(range(42, 48), 0.8, closed=True))
     lips = (region(range(48, 60)) & ~region(range(60, 68)))[:, None]
@@ -159,3 +161,25 @@ def render_scene(model, identity, expression, angles, background, lighting=TOP_L
                          landmarks=render.landmarks_2d.numpy()[0],
                          vertices_2d=geometry.project_to_image(points, intrinsics).numpy()[0],
                          angles=np.asarray(angles, np.float64))
+
+
+def flag_background(size=448):
+    """The flag in the astronaut picture's top-left corner (no face in it),
+    enlarged to size x size, floats in [0, 1]."""
+    photo = load_image(paths.data_file("demo_images/astronaut_eileen_collins_public_domain.png"))
+    scale = -(-size // 150)
+    return np.repeat(np.repeat(photo[:150, :150], scale, 0), scale, 1)[:size, :size] / 255.0
+
+
+def random_scene(model, rng, background):
+    """A SyntheticFace with random identity, expression, head pose (yaw
+    within 35, pitch 15, roll 10 degrees) and light near TOP_LIGHT."""
+    layout = CoefficientLayout.for_model(model)
+    identity = rng.normal(0, 0.8, layout.identity)
+    expression = np.clip(rng.normal(0, 0.1, layout.expression), 0, 1)
+    angles = rng.uniform([-35, -15, -10], [35, 15, 10])
+    light = np.array(TOP_LIGHT)
+    light[:4] += rng.uniform([-0.05, -0.1, -0.1, -0.2], [0.1, 0.15, 0.05, 0.1])
+    if rng.random() < 0.5:
+        background = background[:, ::-1]
+    return render_scene(model, identity, expression, angles, background, light)

@@ -37,6 +37,7 @@ class FitSettings:
     landmark_sigma: float = 0.5      # pixels: weight of the landmarks against the prior
     huber_delta: float = 4.0         # pixels: beyond this the loss grows linearly
     jaw_weight: float = 1.0          # relative weight of the 17 jaw landmarks
+    detail_weight: float = 5.0       # nose and inner lips: MGCNet's lm_detail_weight
     expression_prior: float = 0.3    # relative weight of the expression prior
     photometric_weight: float = 300.0
     albedo_smoothness: float = 200.0
@@ -76,7 +77,8 @@ class _Problem:
         selection = landmark_lib.selection_matrix(num_targets)
         self.selection = tf.constant(selection)
         self.landmark_weights = tf.constant(
-            landmark_lib.landmark_weights(selection, settings.jaw_weight))
+            landmark_lib.landmark_weights(selection, settings.jaw_weight,
+                                       settings.detail_weight))
         self.vertex_skin = tf.constant(model.skin_mask)
         self.edges = tf.constant(landmark_lib.mesh_edges(model.triangles))
         self.per_vertex_albedo = self.layout.albedo == 0

@@ -6,6 +6,9 @@ import numpy as np
 from mgc import geometry
 
 JAW = np.arange(17)
+# MGCNet weights these more in its landmark loss (lm_detail_weight): the nose
+# (27-35) and the inner lips (60-67), MGCNET_REFERENCE.md §1.3.
+DETAIL = np.concatenate([np.arange(27, 36), np.arange(60, 68)])
 # Jaw landmarks on the sides of the face: where the jaw line seen in a photo
 # is the silhouette of the cheek, whichever vertex that is at this pose.
 SLIDING_JAW = np.array([0, 1, 2, 3, 4, 5, 11, 12, 13, 14, 15, 16])
@@ -30,10 +33,12 @@ def selection_matrix(count):
     return selection
 
 
-def landmark_weights(selection, jaw_weight):
-    """Per-target weights [P]: jaw points count less than inner ones."""
+def landmark_weights(selection, jaw_weight, detail_weight=1.0):
+    """Per-target weights [P]: jaw points and MGCNet's detail points (nose,
+    inner lips) weighted apart from the rest."""
     weights = np.ones(68, np.float32)
     weights[JAW] = jaw_weight
+    weights[DETAIL] = detail_weight
     return (selection @ weights / selection.sum(1)).astype(np.float32)
 
 

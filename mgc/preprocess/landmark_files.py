@@ -13,6 +13,9 @@ import numpy as np
 SUPPORTED_COUNTS = (5, 68)
 
 
+PTS_ORIGIN = 1.0  # .pts coordinates are 1-based
+
+
 class LandmarkFileError(ValueError):
     """A landmark file that cannot be parsed; the message names file and line."""
 
@@ -20,8 +23,12 @@ class LandmarkFileError(ValueError):
 def read_pts(path):
     """Reads a 300-W .pts file: `version: 1`, `n_points: N`, `{`, N lines `x y`, `}`.
 
+    The iBUG annotations (300-W, Menpo) count pixels from 1, as MATLAB does;
+    this project counts from 0 (pixel centres at integers, as dlib and
+    OpenCV), so 1 is subtracted, as iBUG's own menpo does when it reads them.
+
     Returns:
-      float32 [N, 2].
+      float32 [N, 2], 0-based pixel coordinates.
     """
     lines = _numbered_lines(path)
     header, points, closed = {}, [], False
@@ -46,7 +53,7 @@ def read_pts(path):
     expected = header.get("n_points")
     if expected is not None and (not expected.isdigit() or int(expected) != len(points)):
         raise _error(path, None, f"n_points is {expected} but {len(points)} points follow")
-    return _checked(path, points)
+    return _checked(path, points) - PTS_ORIGIN
 
 
 def read_txt(path):

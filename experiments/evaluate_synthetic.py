@@ -1,0 +1,92 @@
+"""The whole pipeline (detection, alignment, fitting) on random synthetic
+faces with known answers (mgc.eval.synthetic): head-pose errors and the NME
+of the fitted and the raw dlib landmarks against the model's true landmarks,
+in the picture's pixels. A table per run, one row per FitSettings variant.
+
+    python -m experiments.evaluate_synthetic [--count=24] [--seed=7]
+        [--variants="landmark_sigma=1.0;detail_weight=1.0"]
+"""
+import dataclasses
+
+import numpy as np
+from absl import app, flags
+from tqdm import tqdm
+
+from mgc import geometry
+from mgc.eval import synthetic
+from mgc.eval.aflw2000 import nme
+from mgc.facemodel import CoefficientLayout, load_face_model
+from mgc.fitting import FitSettings, fit_faces
+from mgc.preprocess import NoFaceError, invert, prepare_faces, transform_points
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("face_model", "ict", "Face model name or file (mgc.facemodel.load_face_model).")
+flags.DEFINE_integer("count", 24, "Random faces.")
+flags.DEFINE_integer("seed", 7, "Random seed of the faces (calibrate_landmarks uses 2024).")
+flags.DEFINE_string("variants", "", "FitSettings variants to compare with the defaults, "
+                    "';'-separated, each 'name=value,name=value'.")
+
+
+def parse_variant(text):
+    """'landmark_sigma=1.0,detail_weight=2' -> FitSettings with those fields."""
+    fields = {field.name: field.type for field in dataclasses.fields(FitSettings)}
+    changes = {}
+    for item in filter(None, text.split(",")):
+        name, _, value = item.partition("=")
+        if name not in fields:
+            raise ValueError(f"FitSettings has no field {name!r} (fields: {', '.join(fields)})")
+        changes[name] = int(value) if fields[name] in (int, "int") else float(value)
+    return dataclasses.replace(FitSettings(), **changes)
+
+
+def fitted_rotation(face, coefficients, layout):
+    """The fitted head rotation in the picture's camera: the crop is a
+    similarity of the picture, so its in-plane rotation is undone."""
+    theta = np.arctan2(face.crop_matrix[1, 0], face.crop_matrix[0, 0])
+    c, s = np.cos(theta), np.sin(theta)
+    in_plane = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    pose = geometry.absolute_pose(layout.split(coefficients[np.newaxis])["pose"]).numpy()
+    return in_plane.T @ geometry.rotation_matrix(pose[:, :3]).numpy()[0]
+
+
+def evaluate(model, faces, prepared, settings):
+    """(mean |yaw|, |pitch|, |roll| errors, fitted NME, dlib NME) in degrees and %."""
+    layout = CoefficientLayout.for_model(model)
+    crops = np.stack([p.crop for p in prepared])
+    targets = np.stack([p.crop_landmarks68 for p in prepared])
+    result = fit_faces(crops, targets, model, settings)
+    angle_errors, fitted_nme, dlib_nme = [], [], []
+    for i, (face, found) in enumerate(zip(faces, prepared)):
+        rotation = fitted_rotation(found, result.coefficients[i], layout)
+        angle_errors.append(np.abs(synthetic.head_angles(rotation) - face.angles))
+        fitted = transform_points(result.landmarks_2d[i], invert(found.crop_matrix))
+        fitted_nme.append(nme(fitted, face.landmarks))
+        dlib_nme.append(nme(found.landmarks68, face.landmarks))
+    return (*np.mean(angle_errors, 0), 100 * np.mean(fitted_nme), 100 * np.mean(dlib_nme))
+
+
+def main(argv):
+    del argv
+    model = load_face_model(FLAGS.face_model)
+    rng = np.random.default_rng(FLAGS.seed)
+    background = synthetic.flag_background()
+    faces, prepared = [], []
+    for _ in tqdm(range(FLAGS.count), desc="renders"):
+        face = synthetic.random_scene(model, rng, background)
+        try:
+            prepared.append(prepare_faces(face.image, landmarks="detect",
+                                          largest_face_only=True)[0])
+            faces.append(face)
+        except NoFaceError:
+            pass
+    print(f"{len(faces)} of {FLAGS.count} faces found")
+    variants = [""] + [v for v in FLAGS.variants.split(";") if v]
+    print("| settings | yaw err | pitch err | roll err | NME fitted | NME dlib |")
+    print("|---|---|---|---|---|---|")
+    for variant in variants:
+        row = evaluate(model, faces, prepared, parse_variant(variant))
+        print(f"| {variant or 'defaults'} | " + " | ".join(f"{value:.2f}" for value in row) + " |")
+
+
+if __name__ == "__main__":
+    app.run(main)
