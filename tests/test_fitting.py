@@ -78,6 +78,15 @@ def test_pipeline_recovers_pose_and_landmarks_of_a_rendered_face(synthetic_scene
     assert np.all(errors <= [3.0, 3.5, 3.0]), errors
 
 
+def test_landmark_weights_follow_mgcnet_detail_points():
+    from mgc.fitting import landmarks
+    weights = landmarks.landmark_weights(landmarks.selection_matrix(68), 0.5, 5.0)
+    assert np.all(weights[:17] == 0.5) and np.all(weights[27:36] == 5.0)
+    assert np.all(weights[60:68] == 5.0) and np.all(weights[17:27] == 1.0)
+    five = landmarks.landmark_weights(landmarks.selection_matrix(5), 0.5, 5.0)
+    np.testing.assert_allclose(five, [1.0, 1.0, 5.0, 1.0, 1.0])  # eyes, nose tip, mouth corners
+
+
 def test_repeated_fits_reuse_compiled_steps_and_agree():
     """The second batch of the same shape reuses the traced steps: its inputs
     and unknowns (and the optimizers' moments) must be reset completely."""

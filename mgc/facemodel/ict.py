@@ -27,8 +27,9 @@ MM_PER_CM = 10.0
 # model (experiments/calibrate_landmarks.py: 240 random faces, seed 2024).
 # Against dlib on held-out renders each point's NME falls from 1.0-3.9 % to
 # 0.7-1.2 %: the file's upper bridge (27, 28) and nose base (31-35) lie 2-6 mm
-# lower than the iBUG points dlib was trained on; the tip (29, 30) stays. Only the nose: its look in a render
-# comes from geometry alone. See docs/DIFFERENCES.md.
+# lower than the iBUG points dlib was trained on; the tip (29, 30) stays.
+# Only the nose: its look in a render comes from geometry alone, not from the
+# painted albedo. See docs/DIFFERENCES.md.
 DLIB_CALIBRATED_LANDMARKS = {27: 977, 28: 4522, 29: 4942, 30: 4857, 31: 4585, 32: 4987,
                              33: 4919, 34: 5063, 35: 5082}
 # Two uv corners of a vertex further apart than this count as a seam.
@@ -93,8 +94,8 @@ def load_ict_facekit(data_root=None, path=None, identity_rank=None, expression_r
 
     Returns:
       FaceModel: 9409 vertices, 18460 triangles (quads split along 0-2),
-      landmarks from `landmarks68` (iBUG-68; the nose
-      calibrated, see calibrated_landmarks), contour_landmarks = the README's
+      landmarks from `landmarks68` (iBUG-68; the nose calibrated, see
+      calibrated_landmarks), contour_landmarks = the README's
       alternative jaw points (right 0-7 then left 9-16), uvs per vertex.
     """
     path = path or paths.data_file(ICT_FILE, data_root)
