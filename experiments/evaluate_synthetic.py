@@ -12,7 +12,6 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
-from mgc import geometry
 from mgc.eval import synthetic
 from mgc.eval.aflw2000 import nme
 from mgc.facemodel import CoefficientLayout, load_face_model
@@ -39,16 +38,6 @@ def parse_variant(text):
     return dataclasses.replace(FitSettings(), **changes)
 
 
-def fitted_rotation(face, coefficients, layout):
-    """The fitted head rotation in the picture's camera: the crop is a
-    similarity of the picture, so its in-plane rotation is undone."""
-    theta = np.arctan2(face.crop_matrix[1, 0], face.crop_matrix[0, 0])
-    c, s = np.cos(theta), np.sin(theta)
-    in_plane = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
-    pose = geometry.absolute_pose(layout.split(coefficients[np.newaxis])["pose"]).numpy()
-    return in_plane.T @ geometry.rotation_matrix(pose[:, :3]).numpy()[0]
-
-
 def evaluate(model, faces, prepared, settings):
     """(mean |yaw|, |pitch|, |roll| errors, fitted NME, dlib NME) in degrees and %."""
     layout = CoefficientLayout.for_model(model)
@@ -57,7 +46,8 @@ def evaluate(model, faces, prepared, settings):
     result = fit_faces(crops, targets, model, settings)
     angle_errors, fitted_nme, dlib_nme = [], [], []
     for i, (face, found) in enumerate(zip(faces, prepared)):
-        rotation = fitted_rotation(found, result.coefficients[i], layout)
+        pose = layout.split(result.coefficients[i][np.newaxis])["pose"][0]
+        rotation = synthetic.picture_rotation(found.crop_matrix, pose)
         angle_errors.append(np.abs(synthetic.head_angles(rotation) - face.angles))
         fitted = transform_points(result.landmarks_2d[i], invert(found.crop_matrix))
         fitted_nme.append(nme(fitted, face.landmarks))

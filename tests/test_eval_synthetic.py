@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from experiments import calibrate_landmarks
+from mgc import geometry
 from mgc.eval import synthetic
 from mgc.facemodel import CoefficientLayout, default_face_model
 from mgc.facemodel.ict import DLIB_CALIBRATED_LANDMARKS, load_ict_facekit
@@ -85,3 +86,13 @@ def test_parse_landmarks():
     assert calibrate_landmarks.parse_landmarks("27-29,8") == [8, 27, 28, 29]
     with pytest.raises(ValueError, match="0..67"):
         calibrate_landmarks.parse_landmarks("60-70")
+
+
+def test_picture_rotation_of_an_unrotated_crop_is_the_fitted_rotation():
+    rotation = synthetic.head_rotation(20.0, 10.0, 5.0)
+    delta = geometry.pose_from_extrinsic(
+        np.concatenate([rotation, [[0.0], [0.0], [geometry.DEFAULT_POSE[5]]]], 1))
+    delta = delta - np.asarray(geometry.DEFAULT_POSE)
+    scaled_shift = np.array([[0.5, 0.0, 10.0], [0.0, 0.5, -4.0]])  # no in-plane rotation
+    np.testing.assert_allclose(synthetic.picture_rotation(scaled_shift, delta), rotation,
+                               atol=1e-5)

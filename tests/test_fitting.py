@@ -18,7 +18,7 @@ errors are 1.6 / 2.3 / 1.7 degrees). On the 300-W image, fitted NME <= dlib's
 import numpy as np
 import pytest
 
-from mgc import geometry, paths
+from mgc import paths
 from mgc.eval import synthetic
 from mgc.eval.aflw2000 import nme
 from mgc.facemodel import CoefficientLayout, default_face_model
@@ -67,13 +67,8 @@ def test_pipeline_recovers_pose_and_landmarks_of_a_rendered_face(synthetic_scene
     fitted, face, result = fitted_image_landmarks(synthetic_scene.image)
     fitted_nme, dlib_nme = nme(fitted, true_landmarks), nme(face.landmarks68, true_landmarks)
     assert fitted_nme <= dlib_nme and fitted_nme < 0.02
-    # The crop is a similarity of the photo: undo its in-plane rotation to
-    # get the fitted rotation in the photo's camera.
-    theta = np.arctan2(face.crop_matrix[1, 0], face.crop_matrix[0, 0])
-    in_plane = np.array([[np.cos(theta), -np.sin(theta), 0], [np.sin(theta), np.cos(theta), 0],
-                         [0, 0, 1]])
-    pose = geometry.absolute_pose(result.coefficients[:, -33:-27]).numpy()[0]
-    rotation = in_plane.T @ geometry.rotation_matrix(pose[np.newaxis, :3]).numpy()[0]
+    pose = result.layout.split(result.coefficients)["pose"][0]
+    rotation = synthetic.picture_rotation(face.crop_matrix, pose)
     errors = np.abs(synthetic.head_angles(rotation) - true_angles)  # yaw, pitch, roll
     assert np.all(errors <= [3.0, 3.5, 3.0]), errors
 

@@ -111,6 +111,17 @@ def head_angles(rotation):
     return np.degrees([yaw, pitch, roll])
 
 
+def picture_rotation(crop_matrix, pose_delta):
+    """The head rotation [3, 3] in the picture's camera of a pose fitted on
+    a crop: the crop is a similarity of the picture (crop_matrix [2, 3]),
+    so its in-plane rotation is undone."""
+    theta = np.arctan2(crop_matrix[1, 0], crop_matrix[0, 0])
+    c, s = np.cos(theta), np.sin(theta)
+    in_plane = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+    pose = geometry.absolute_pose(np.asarray(pose_delta, np.float32)[np.newaxis]).numpy()
+    return in_plane.T @ geometry.rotation_matrix(pose[:, :3]).numpy()[0]
+
+
 def _paint_eyeballs(image, mask):
     """The model has holes for the eyes: white eyeballs with a dark iris."""
     holes = ndimage.binary_fill_holes(mask) & ~mask
