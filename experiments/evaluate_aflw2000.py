@@ -1,10 +1,11 @@
 """AFLW2000-3D 68-point NME of the fitted face model and of raw dlib landmarks
 (protocol: mgc/eval/aflw2000.py), on the images of the 2000 that are present.
 
-Per image: a face box (dlib HOG, CNN, or HOG then CNN), dlib's 68 landmarks,
-MGCNet's 224 crop, then fit_faces in batches; the scored points are the
+Per image: a face box (dlib HOG, CNN, or HOG then CNN), dlib's 68 landmarks
+averaged with those of the mirror image, MGCNet's 224 crop, then fit_faces in batches; the scored points are the
 model's fixed 68 landmark vertices projected and mapped back to the picture.
-The raw dlib landmarks of the same box are the baseline. Detection and
+The raw dlib landmarks of the same box are the baseline; the mirror-averaged
+ones (the fit's input) are reported too. Detection and
 fitting see only the image; the ground truth is read afterwards, to score.
 With --use_gt_boxes the box comes from the ground truth instead (the
 literature's protocol, reported separately).
@@ -52,7 +53,8 @@ class Prediction:
     """What the pipeline made of one image, before any scoring."""
     name: str
     detector: str = ""                 # box source; "" when no face was found
-    dlib68: np.ndarray = None          # [68, 2] picture pixels
+    dlib68: np.ndarray = None          # [68, 2] picture pixels, dlib's raw answer
+    mirrored68: np.ndarray = None      # [68, 2] the mirror-averaged answer the fit uses
     fitted68: np.ndarray = None        # [68, 2] picture pixels
     find_seconds: float = 0.0          # reading, detection, landmarks, crop
     fit_seconds: float = 0.0           # its share of the batch's fit
@@ -90,12 +92,7 @@ def find_face(image, detector, box=None):
         if not boxes:
             return None
         box = boxes[0]
-    landmarks = preprocess.LandmarkPredictor().predict(image, box)
-    points5 = preprocess.five_points(landmarks)
-    crop, matrix = preprocess.align(image, points5)
-    return preprocess.PreparedFace(
-        box=box, landmarks68=landmarks, points5=points5, landmark_source="detected", crop=crop,
-        crop_matrix=matrix, crop_landmarks68=preprocess.transform_points(landmarks, matrix))
+    return preprocess.detected_face(image, box, preprocess.LandmarkPredictor())
 
 
 def fit_batch(faces, model, settings):
@@ -116,7 +113,8 @@ def predict_chunk(names, image_dir, model, settings, boxes, progress):
         face = find_face(image, FLAGS.detector, box)
         prediction = Prediction(name, find_seconds=time.perf_counter() - start)
         if face is not None:
-            prediction.detector, prediction.dlib68 = face.box.detector, face.landmarks68
+            prediction.detector = face.box.detector
+            prediction.dlib68, prediction.mirrored68 = face.raw_landmarks68, face.landmarks68
             faces.append((prediction, face))
         predictions.append(prediction)
         progress.update(1)
@@ -139,6 +137,7 @@ def score(prediction, ground_truth):
         nmes[aflw2000.METHOD_FITTED] = aflw2000.nme(prediction.fitted68, gt)
     if prediction.dlib68 is not None:
         nmes[aflw2000.METHOD_DLIB] = aflw2000.nme(prediction.dlib68, gt)
+        nmes[aflw2000.METHOD_DLIB_MIRRORED] = aflw2000.nme(prediction.mirrored68, gt)
     return aflw2000.ImageRecord(prediction.name, float(ground_truth.yaw[i]), prediction.detector,
                                 nmes, prediction.seconds)
 

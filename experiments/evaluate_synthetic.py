@@ -1,7 +1,8 @@
 """The whole pipeline (detection, alignment, fitting) on random synthetic
 faces with known answers (mgc.eval.synthetic): head-pose errors and the NME
-of the fitted and the raw dlib landmarks against the model's true landmarks,
-in the picture's pixels. A table per run, one row per FitSettings variant.
+of the fitted, the raw dlib and the mirror-averaged dlib landmarks against
+the model's true landmarks, in the picture's pixels. A table per run, one row
+per FitSettings variant.
 
     python -m experiments.evaluate_synthetic [--count=24] [--seed=7]
         [--variants="landmark_sigma=1.0;detail_weight=1.0"]
@@ -39,20 +40,23 @@ def parse_variant(text):
 
 
 def evaluate(model, faces, prepared, settings):
-    """(mean |yaw|, |pitch|, |roll| errors, fitted NME, dlib NME) in degrees and %."""
+    """(mean |yaw|, |pitch|, |roll| errors, fitted NME, raw and mirror-averaged
+    dlib NME) in degrees and %."""
     layout = CoefficientLayout.for_model(model)
     crops = np.stack([p.crop for p in prepared])
     targets = np.stack([p.crop_landmarks68 for p in prepared])
     result = fit_faces(crops, targets, model, settings)
-    angle_errors, fitted_nme, dlib_nme = [], [], []
+    angle_errors, fitted_nme, dlib_nme, mirrored_nme = [], [], [], []
     for i, (face, found) in enumerate(zip(faces, prepared)):
         pose = layout.split(result.coefficients[i][np.newaxis])["pose"][0]
         rotation = synthetic.picture_rotation(found.crop_matrix, pose)
         angle_errors.append(np.abs(synthetic.head_angles(rotation) - face.angles))
         fitted = transform_points(result.landmarks_2d[i], invert(found.crop_matrix))
         fitted_nme.append(nme(fitted, face.landmarks))
-        dlib_nme.append(nme(found.landmarks68, face.landmarks))
-    return (*np.mean(angle_errors, 0), 100 * np.mean(fitted_nme), 100 * np.mean(dlib_nme))
+        dlib_nme.append(nme(found.raw_landmarks68, face.landmarks))
+        mirrored_nme.append(nme(found.landmarks68, face.landmarks))
+    return (*np.mean(angle_errors, 0),
+            *(100 * np.mean(values) for values in (fitted_nme, dlib_nme, mirrored_nme)))
 
 
 def main(argv):
@@ -71,8 +75,9 @@ def main(argv):
             pass
     print(f"{len(faces)} of {FLAGS.count} faces found")
     variants = [""] + [v for v in FLAGS.variants.split(";") if v]
-    print("| settings | yaw err | pitch err | roll err | NME fitted | NME dlib |")
-    print("|---|---|---|---|---|---|")
+    print("| settings | yaw err | pitch err | roll err | NME fitted | NME dlib raw "
+          "| NME dlib mirror-averaged |")
+    print("|---|---|---|---|---|---|---|")
     for variant in variants:
         row = evaluate(model, faces, prepared, parse_variant(variant))
         print(f"| {variant or 'defaults'} | " + " | ".join(f"{value:.2f}" for value in row) + " |")

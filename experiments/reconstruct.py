@@ -82,6 +82,8 @@ flags.DEFINE_enum("landmarks", "auto", list(preprocess.pipeline.LANDMARK_MODES),
                   "auto: a landmark file beside the picture if any, else detect; "
                   "detect: always detect; files: require a landmark file.")
 flags.DEFINE_bool("largest_face_only", False, "Reconstruct only the largest face of a picture.")
+flags.DEFINE_bool("mirror_average", True, "Average dlib's landmarks with its landmarks of the "
+                  "mirror image (closer to the truth on every tested set; docs/RESULTS.md).")
 flags.DEFINE_integer("steps", None, "Total optimisation steps per face, spread over the "
                      "fitting stages in the proportions of FitSettings' defaults (default: "
                      "FitSettings() as is).", lower_bound=0)
@@ -320,7 +322,8 @@ class Reconstruction:
             job.faces = preprocess.prepare_faces(
                 job.image, path, landmarks=self.options["landmarks"],
                 detector=self.options["detector"],
-                largest_face_only=self.options["largest_face_only"])
+                largest_face_only=self.options["largest_face_only"],
+                mirror_average=self.options["mirror_average"])
         except Exception as error:  # pylint: disable=broad-except
             # Every preparation error fails this picture only; the run goes on.
             if not isinstance(error, (ValueError, OSError)):
@@ -426,7 +429,8 @@ class Reconstruction:
                                   batch_size=self.options["batch_size"],
                                   detector=self.options["detector"],
                                   landmarks=self.options["landmarks"],
-                                  largest_face_only=self.options["largest_face_only"]),
+                                  largest_face_only=self.options["largest_face_only"],
+                                  mirror_average=self.options["mirror_average"]),
                     finished=datetime.datetime.now().isoformat(timespec="seconds"))
 
     def _remove_stale(self, job, record):
@@ -491,7 +495,8 @@ def main(argv):
     model = load_face_model(FLAGS.face_model, data_root=FLAGS.data_root)
     options = dict(batch_size=FLAGS.batch_size, detector=FLAGS.detector,
                    landmarks=FLAGS.landmarks, largest_face_only=FLAGS.largest_face_only,
-                   overwrite=FLAGS.overwrite, face_model=FLAGS.face_model)
+                   mirror_average=FLAGS.mirror_average, overwrite=FLAGS.overwrite,
+                   face_model=FLAGS.face_model)
     reconstruction = Reconstruction(FLAGS.output, model, fit_settings(FLAGS.steps), options)
     startup = time.perf_counter() - _PROCESS_START
     try:

@@ -52,7 +52,7 @@ def test_summary_means_bins_and_counts_faces_not_found_without_averaging_them():
     records = [record("a", 10, 0.01, 0.02), record("b", 20, 0.03, 0.04),
                record("c", 40, 0.05, 0.06), record("d", -70, 0.08, None),
                record("e", 80), record("f", 5)]
-    fitted, dlib = aflw2000.summarise(records)
+    fitted, dlib = aflw2000.summarise(records, (aflw2000.METHOD_FITTED, aflw2000.METHOD_DLIB))
     assert fitted.method == aflw2000.METHOD_FITTED
     np.testing.assert_allclose(fitted.nme, [0.02, 0.05, 0.08])
     assert fitted.mean == pytest.approx(0.05)
@@ -66,7 +66,7 @@ def test_summary_means_bins_and_counts_faces_not_found_without_averaging_them():
 def test_tables_are_written_and_parse(tmp_path):
     records = [record("a.jpg", 10, 0.0312, 0.0281), record("b.jpg", 45, 0.05, 0.07),
                record("c.jpg", 70, None, None)]
-    table = aflw2000.summarise(records)
+    table = aflw2000.summarise(records)  # the mirrored method: no numbers, not found
     aflw2000.write_table_csv(table, tmp_path / "results.csv")
     aflw2000.write_table_markdown(table, tmp_path / "results.md", "header line")
     aflw2000.write_per_image_csv(records, tmp_path / "per_image.csv")
@@ -80,7 +80,7 @@ def test_tables_are_written_and_parse(tmp_path):
     markdown = (tmp_path / "results.md").read_text().splitlines()
     assert markdown[0] == "header line"
     table_lines = [line for line in markdown if line.startswith("|")]
-    assert len(table_lines) == 4
+    assert len(table_lines) == 2 + len(aflw2000.METHODS)
     assert all(line.count("|") == 9 for line in table_lines)
     assert "| fitted (ours) | 3.12 | 5.00 | - | **-** | 4.06 |" in table_lines[2]
 
@@ -133,5 +133,6 @@ def test_script_smoke_run_on_two_images(tmp_path):
     per_image = aflw2000.read_csv(tmp_path / "per_image.csv")
     assert [r["name"] for r in per_image] == ["image00002.jpg", "image00022.jpg"]
     for row in per_image:
-        assert 0.0 < float(row["nme_fitted"]) < 50.0 and 0.0 < float(row["nme_dlib"]) < 50.0
+        for method in ("fitted", "dlib", "dlib_mirrored"):
+            assert 0.0 < float(row[f"nme_{method}"]) < 50.0
     assert (tmp_path / "results.md").read_text().count("| fitted (ours) |") == 1

@@ -1,5 +1,6 @@
 """mgc.preprocess: pictures, dlib faces and landmarks, landmark files and
 MGCNet's 5-point alignment (MGCNET_REFERENCE.md §7; parity/README.md §1)."""
+import dataclasses
 import os
 import shutil
 
@@ -139,6 +140,43 @@ def test_300w_detected_landmarks_close_to_ground_truth():
     face, = preprocess.prepare_faces(path, landmarks="detect")
     assert face.landmark_source == "detected" and face.landmark_file is None
     assert nme(face.landmarks68, truth) < 0.05
+
+
+def test_mirror_permutation_swaps_sides_and_is_its_own_inverse():
+    mirrored = preprocess.detection.MIRRORED_68
+    assert sorted(mirrored) == list(range(68))
+    np.testing.assert_array_equal(mirrored[mirrored], np.arange(68))
+    # Midline points stay; named pairs swap: jaw ends, eye corners, mouth corners.
+    assert all(mirrored[i] == i for i in (8, 27, 28, 29, 30, 33, 51, 57, 62, 66))
+    assert mirrored[0] == 16 and mirrored[36] == 45 and mirrored[39] == 42
+    assert mirrored[48] == 54 and mirrored[60] == 64
+
+
+def test_mirror_average_is_the_same_for_the_picture_and_its_mirror_image(astronaut):
+    """Averaging with the mirror image's answer makes the predictor symmetric:
+    the mirror picture gives the mirrored landmarks (up to float rounding)."""
+    predictor = preprocess.LandmarkPredictor()
+    box = preprocess.FaceDetector("hog").detect(astronaut)[0]
+    points, raw = predictor.predict_and_raw(astronaut, box)
+    width = astronaut.shape[1]
+    flipped_box = dataclasses.replace(box, left=width - box.right, right=width - box.left)
+    flipped = predictor.predict(np.ascontiguousarray(astronaut[:, ::-1]), flipped_box)
+    flipped[:, 0] = width - 1 - flipped[:, 0]
+    np.testing.assert_allclose(flipped[preprocess.detection.MIRRORED_68], points, atol=1e-4)
+    # dlib alone is not symmetric: the average differs from its single answer,
+    # by at most a few pixels on a frontal face.
+    difference = np.linalg.norm(points - raw, axis=1)
+    assert 0 < difference.max() < 0.03 * box.width
+    np.testing.assert_array_equal(preprocess.LandmarkPredictor(False).predict(astronaut, box), raw)
+
+
+def test_300w_mirror_average_is_closer_to_ground_truth():
+    path = paths.data_file(IMAGE_300W)
+    truth = preprocess.read_pts(path[:-4] + ".pts")
+    face, = preprocess.prepare_faces(path, landmarks="detect")
+    raw_face, = preprocess.prepare_faces(path, landmarks="detect", mirror_average=False)
+    np.testing.assert_array_equal(raw_face.landmarks68, face.raw_landmarks68)
+    assert nme(face.landmarks68, truth) < nme(face.raw_landmarks68, truth)
 
 
 def test_no_face_raises():

@@ -36,7 +36,11 @@ NUM_BINS = len(BIN_LABELS)
 
 METHOD_FITTED = "fitted (ours)"
 METHOD_DLIB = "dlib 68 (raw)"
-METHODS = (METHOD_FITTED, METHOD_DLIB)
+# dlib's answer averaged with its answer on the mirror image: the fit's input.
+METHOD_DLIB_MIRRORED = "dlib 68 (mirror-averaged)"
+METHODS = (METHOD_FITTED, METHOD_DLIB, METHOD_DLIB_MIRRORED)
+# Column suffixes of the per-image CSV.
+METHOD_KEYS = {METHOD_FITTED: "fitted", METHOD_DLIB: "dlib", METHOD_DLIB_MIRRORED: "dlib_mirrored"}
 
 # --use_gt_boxes: a square around the ground-truth points placed like a dlib
 # HOG box, whose placement dlib's landmark predictor was trained on. Against
@@ -227,8 +231,9 @@ def write_table_markdown(table, path, header=""):
         stream.write(table_markdown(table) + "\n")
 
 
-PER_IMAGE_FIELDS = ("name", "yaw", "bin", "detector", "found_fitted", "found_dlib",
-                    "nme_fitted", "nme_dlib", "seconds")
+PER_IMAGE_FIELDS = (("name", "yaw", "bin", "detector")
+                    + tuple(f"found_{METHOD_KEYS[m]}" for m in METHODS)
+                    + tuple(f"nme_{METHOD_KEYS[m]}" for m in METHODS) + ("seconds",))
 
 
 def write_per_image_csv(records, path):

@@ -25,12 +25,13 @@ from mgc.preprocess.landmark_files import read_pts
 from mgc.preprocess.landmark_files import read_txt
 from mgc.preprocess.pipeline import NoFaceError
 from mgc.preprocess.pipeline import PreparedFace
+from mgc.preprocess.pipeline import detected_face
 from mgc.preprocess.pipeline import prepare_faces
 
 __all__ = [
     "CROP_SIZE", "FaceBox", "FaceDetector", "ImageError", "LandmarkFileError",
     "LandmarkPredictor", "NoFaceError", "PreparedFace", "STD_224_BFM09", "align",
-    "detect_with_fallback", "find_landmark_file", "five_points", "invert",
+    "detect_with_fallback", "detected_face", "find_landmark_file", "five_points", "invert",
     "landmark_file_candidates", "load_image", "prepare_faces", "read_landmark_file", "read_pts",
     "read_txt", "similarity_transform", "template", "transform_points",
 ]

@@ -33,6 +33,9 @@ class PreparedFace:
       crop_matrix: M [3, 3] float64 mapping image pixels -> crop pixels.
       crop_landmarks68: landmarks68 mapped into the crop ([68, 2] float32), or None.
       landmark_file: the file the landmarks were read from, or None.
+      raw_landmarks68: dlib's single answer on the picture, before the mirror
+        average that landmarks68 holds (the baseline evaluations compare
+        against); None when landmarks came from a file.
     """
     box: Optional[detection.FaceBox]
     landmarks68: Optional[np.ndarray]
@@ -42,10 +45,11 @@ class PreparedFace:
     crop_matrix: np.ndarray
     crop_landmarks68: Optional[np.ndarray]
     landmark_file: Optional[str] = None
+    raw_landmarks68: Optional[np.ndarray] = None
 
 
 def prepare_faces(image, image_path=None, landmarks="auto", detector="hog",
-                  largest_face_only=False, size=alignment.CROP_SIZE):
+                  largest_face_only=False, size=alignment.CROP_SIZE, mirror_average=True):
     """Finds the faces of a picture and crops each as MGCNet expects.
 
     Args:
@@ -59,6 +63,8 @@ def prepare_faces(image, image_path=None, landmarks="auto", detector="hog",
         finds nothing) or "cnn" (the CNN detector only).
       largest_face_only: keep only the largest detected face.
       size: side of the crops in pixels.
+      mirror_average: average dlib's landmarks with its landmarks of the
+        mirror image (detection.LandmarkPredictor).
 
     Returns:
       list of PreparedFace: one for a landmark file, else one per detected
@@ -85,12 +91,16 @@ def prepare_faces(image, image_path=None, landmarks="auto", detector="hog",
     boxes = _detect(image, detector, image_path)
     if largest_face_only:
         boxes = boxes[:1]
-    predictor = detection.LandmarkPredictor()
-    faces = []
-    for box in boxes:
-        lm68 = predictor.predict(image, box)
-        faces.append(_prepared(image, box, lm68, alignment.five_points(lm68), "detected", size))
-    return faces
+    predictor = detection.LandmarkPredictor(mirror_average)
+    return [detected_face(image, box, predictor, size) for box in boxes]
+
+
+def detected_face(image, box, predictor, size=alignment.CROP_SIZE):
+    """The PreparedFace of a detector's box: the predictor's landmarks and
+    the crop they align."""
+    lm68, raw = predictor.predict_and_raw(image, box)
+    face = _prepared(image, box, lm68, alignment.five_points(lm68), "detected", size)
+    return dataclasses.replace(face, raw_landmarks68=raw)
 
 
 def _rgb(image):
