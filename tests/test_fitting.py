@@ -9,11 +9,18 @@
 NME = mean landmark distance / sqrt(w * h) of the reference landmarks' box.
 
 Issue 4's goals and where the fitter stands (bounds below guard today's
-numbers): on the rendered face, NME < 2 % (met: 1.84 %, dlib 2.33 %) and
-yaw, pitch, roll within 3 degrees (yaw 0.5, roll 0.5, pitch 3.0: on the
-boundary; over 24 random faces, experiments/evaluate_synthetic.py, the mean
-errors are 1.6 / 2.3 / 1.7 degrees). On the 300-W image, fitted NME <= dlib's
-(not met: 1.68 % against 1.60 %).
+numbers; dlib's landmarks are averaged with the mirror image's before the
+fit, and "dlib" below is its raw single answer, the baseline):
+  * rendered face: NME < 2 % (met: 1.95 %, dlib 2.33 %); yaw, pitch, roll
+    within 3 degrees (yaw 0.2, roll 0.2, pitch 3.2: not met). Over 24
+    random faces (experiments/evaluate_synthetic.py) the mean errors are
+    1.4 / 2.3 / 1.5 degrees. A converged fit of this face to its true
+    landmarks leaves 1.2-1.7 degrees of pitch error; on the render dlib puts
+    the brows ~2 crop pixels below the model's brow points and the eyes ~1.3
+    above, and the fit turns that into pitch.
+  * 300-W image: fitted NME <= dlib's: 1.59 % against 1.60 %, level rather
+    than better: changing the landmark stage's step count by 10 % moves the
+    fitted NME by up to 0.03, so the test guards 1.65 %.
 """
 import numpy as np
 import pytest
@@ -45,7 +52,7 @@ def test_fit_is_at_least_as_close_to_300w_ground_truth_as_dlib():
     truth = read_landmark_file(paths.data_file(f"{folder}/image_0010.pts"))  # scoring only
     fitted_nme, dlib_nme = nme(fitted, truth), nme(face.raw_landmarks68, truth)
     assert dlib_nme < 0.02  # dlib found the face
-    assert fitted_nme < 0.0175, f"fitted {fitted_nme:.4f} vs dlib {dlib_nme:.4f}"
+    assert fitted_nme < 0.0165, f"fitted {fitted_nme:.4f} vs dlib {dlib_nme:.4f}"
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +102,22 @@ def test_repeated_fits_reuse_compiled_steps_and_agree():
     again = fit_faces(face.crop[np.newaxis], face.crop_landmarks68[np.newaxis], model, settings)
     np.testing.assert_allclose(again.coefficients, first.coefficients, rtol=0, atol=1e-5)
     assert first.landmark_error[0] < 3.0
+
+
+def test_outline_landmarks_move_only_jaw_points_and_only_closer_to_targets():
+    """silhouette_landmarks_2d: jaw points (chin included) on the fitted
+    face's outline where that is nearer the detected point; the rest are the
+    fixed landmark vertices."""
+    model = default_face_model()
+    settings = FitSettings(pose_steps=10, landmark_steps=60, appearance_steps=0, joint_steps=0)
+    image = load_image(paths.data_file("demo_images/eos_300W_image_0010_68pts/image_0010.png"))
+    face = prepare_faces(image, landmarks="detect")[0]
+    result = fit_faces(face.crop[np.newaxis], face.crop_landmarks68[np.newaxis], model, settings)
+    fixed, outline = result.landmarks_2d[0], result.silhouette_landmarks_2d[0]
+    np.testing.assert_allclose(outline[17:], fixed[17:], atol=1e-4)
+    moved = np.linalg.norm(outline[:17] - fixed[:17], axis=1) > 1e-3
+    assert moved[6:11].any(), "no chin point reached the outline"
+    targets = face.crop_landmarks68[:17]
+    outline_error = np.linalg.norm(outline[:17] - targets, axis=1)
+    fixed_error = np.linalg.norm(fixed[:17] - targets, axis=1)
+    assert np.all(outline_error[moved] < fixed_error[moved])

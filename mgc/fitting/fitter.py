@@ -54,8 +54,12 @@ class FitResult:
     vertex_albedo: np.ndarray  # [B, N, 3] the albedo used (model's or estimated)
     render: object             # FaceRender at the crop camera
     landmarks_2d: np.ndarray   # [B, 68, 2] the model's fixed landmark vertices, crop pixels
-    # [B, 68, 2] the same with the side jaw points on the silhouette, where
-    # 2D annotations (300-W, dlib) put them; equal to landmarks_2d elsewhere.
+    # [B, 68, 2] the same with the 17 jaw points on the face's outline, where
+    # 2D annotations (300-W, dlib) put them: each is the outline vertex
+    # nearest its target (when that is nearer than its own vertex); equal to
+    # landmarks_2d elsewhere and for 5-point targets. The fit itself slides
+    # only the side jaw points: sliding the chin too made pose and AFLW
+    # scores worse.
     silhouette_landmarks_2d: np.ndarray
     landmark_error: np.ndarray  # [B] mean distance to the targets (pixels)
 
@@ -133,12 +137,14 @@ class _Problem:
         mean = tf.constant(self.model.mean_albedo)[tf.newaxis]
         return tf.clip_by_value(mean + self.vertex_albedo * _SCALES["vertex_albedo"], 0.0, 1.0)
 
-    def projected_landmarks(self, select=True):
+    def projected_landmarks(self, select=True, indices=None):
         """Projections [B, P, 2] of the current landmark vertices (jaw points
-        slid to the silhouette), as targets (select) or all 68; and vertices."""
+        slid to the silhouette; or `indices` [B, 68]), as targets (select) or
+        all 68; and vertices."""
         parts = self.layout.split(self.coefficients())
         vertices = decode_shape(self.model, parts["identity"], parts["expression"])
-        points = tf.gather(vertices, self.indices, batch_dims=1)  # [B, 68, 3]
+        indices = self.indices if indices is None else indices
+        points = tf.gather(vertices, indices, batch_dims=1)  # [B, 68, 3]
         if select:
             points = tf.einsum("pk,bkc->bpc", self.selection, points)
         pose = geometry.absolute_pose(parts["pose"])
@@ -244,7 +250,7 @@ def fit_faces(crops, landmarks, model, settings=FitSettings()):
     problem = _problem(model, len(crops), landmarks.shape[1], settings)
     problem.reset(crops, targets, skin, initial)
     _run(problem, settings, targets)
-    return _result(problem)
+    return _result(problem, targets)
 
 
 _PROBLEMS = {}
@@ -269,15 +275,19 @@ def _run(problem, settings, targets):
             step()
 
 
-def _result(problem):
+def _result(problem, targets):
     coefficients = problem.coefficients()
     albedo = problem.albedo_override()
     render = render_face(coefficients, problem.model, albedo=albedo)
     projected, _ = problem.projected_landmarks()
-    targets, valid = problem.targets.numpy(), problem.valid.numpy()
-    error = np.linalg.norm(projected.numpy() - targets, axis=-1)
+    valid = problem.valid.numpy()
+    error = np.linalg.norm(projected.numpy() - problem.targets.numpy(), axis=-1)
     mean_error = (error * valid).sum(-1) / np.maximum(valid.sum(-1), 1)
-    silhouette, _ = problem.projected_landmarks(select=False)
+    outline = problem.indices
+    if targets.shape[1] == 68:  # 2-D annotations put the chin on the outline too
+        outline = landmark_lib.ContourSlider(problem.model, landmark_lib.JAW).update(
+            problem, targets)
+    silhouette, _ = problem.projected_landmarks(select=False, indices=outline)
     return FitResult(coefficients=coefficients.numpy(), layout=problem.layout,
                      vertex_albedo=render.albedo.numpy(), render=render,
                      landmarks_2d=render.landmarks_2d.numpy(),

@@ -49,14 +49,15 @@ def mesh_edges(triangles):
 
 
 class ContourSlider:
-    """Re-assigns the side jaw landmarks to the silhouette vertex nearest to
-    each target, among the vertices near the landmark's own vertex."""
+    """Re-assigns jaw landmarks (default: the side ones) to the silhouette
+    vertex nearest to each target, among the vertices near the landmark's
+    own vertex."""
 
-    def __init__(self, model):
+    def __init__(self, model, points=SLIDING_JAW):
         self.model = model
         mean = model.mean_shape
         self.candidates = {}
-        for j in SLIDING_JAW:
+        for j in points:
             if model.landmarks[j] < 0:
                 continue
             near = np.linalg.norm(mean - mean[model.landmarks[j]], axis=1) < CANDIDATE_RADIUS_MM
