@@ -15,6 +15,10 @@ model's own landmarks are (synthetic_albedo), so dlib finds them there by
 construction, and the side jaw points slide along the silhouette when fitting.
 
     python -m experiments.calibrate_landmarks [--count=160] [--landmarks=27-35]
+        [--nofile_landmarks]
+
+dlib's points are taken as the fit takes them: averaged with the answer on
+the mirror image.
 """
 import csv
 import os
@@ -35,6 +39,8 @@ flags.DEFINE_string("landmarks", "27-35", "Landmarks (0-based iBUG) to calibrate
                     "or a comma list.")
 flags.DEFINE_float("radius_mm", 12.0, "Candidate vertices lie this close to the current one.")
 flags.DEFINE_string("output", "out/calibrate_landmarks", "Folder for calibration.csv.")
+flags.DEFINE_bool("file_landmarks", True, "Start from the landmark vertices of the model's file "
+                  "(for ICT, calibrated_landmarks=False), as DLIB_CALIBRATED_LANDMARKS was measured.")
 
 
 def parse_landmarks(text):
@@ -99,7 +105,10 @@ def calibrate(model, vertices_2d, dlib68, boxes, landmarks, radius):
 def main(argv):
     del argv
     landmarks = parse_landmarks(FLAGS.landmarks)
-    model = load_face_model(FLAGS.face_model)
+    options = {}
+    if FLAGS.face_model == "ict":
+        options["calibrated_landmarks"] = not FLAGS.file_landmarks
+    model = load_face_model(FLAGS.face_model, **options)
     vertices_2d, dlib68, boxes = collect(model, FLAGS.count, FLAGS.seed)
     if len(boxes) < 10:
         raise SystemExit(f"only {len(boxes)} faces were found; nothing to calibrate on")
