@@ -8,19 +8,21 @@
    scored in the original image's pixels.
 NME = mean landmark distance / sqrt(w * h) of the reference landmarks' box.
 
-Issue 4's goals and where the fitter stands (bounds below guard today's
-numbers; dlib's landmarks are averaged with the mirror image's before the
-fit, and "dlib" below is its raw single answer, the baseline):
-  * rendered face: NME < 2 % (met: 1.95 %, dlib 2.33 %); yaw, pitch, roll
-    within 3 degrees (yaw 0.2, roll 0.2, pitch 3.2: not met). Over 24
-    random faces (experiments/evaluate_synthetic.py) the mean errors are
-    1.4 / 2.3 / 1.5 degrees. A converged fit of this face to its true
-    landmarks leaves 1.2-1.7 degrees of pitch error; on the render dlib puts
-    the brows ~2 crop pixels below the model's brow points and the eyes ~1.3
-    above, and the fit turns that into pitch.
-  * 300-W image: fitted NME <= dlib's: 1.59 % against 1.60 %, level rather
-    than better: changing the landmark stage's step count by 10 % moves the
-    fitted NME by up to 0.03, so the test guards 1.65 %.
+Issue 4's goals and where the fitter stands (dlib's landmarks are averaged
+with the mirror image's before the fit; "dlib" below is its raw single
+answer, the baseline):
+  * rendered face: NME < 2 % and yaw, pitch, roll within 3 degrees: met,
+    narrowly (NME 1.97 %, dlib 2.34 %; errors 0.3 / 2.9 / 0.0 degrees; with
+    10 % more or fewer steps, or a 10 % different learning rate, NME stays
+    within 1.93-1.98 % and pitch within 2.7-3.0 degrees). Over 24 random
+    faces (experiments/evaluate_synthetic.py, docs/RESULTS.md) the mean
+    errors are about 1.5 / 2.3 / 1.5 degrees. Pitch is the weak angle: a
+    converged fit of this face to its true landmarks leaves 1.2-1.7 degrees,
+    and on the render dlib puts the brows ~2 crop pixels below the model's
+    brow points and the eyes ~1.3 above.
+  * 300-W image: fitted NME <= dlib's: 1.58 % against 1.60 %, level rather
+    than better: the same changes to steps and learning rate move the fitted
+    NME within 1.58-1.62 %, so the test guards 1.65 % (docs/RESULTS.md).
 """
 import numpy as np
 import pytest
@@ -77,7 +79,7 @@ def test_pipeline_recovers_pose_and_landmarks_of_a_rendered_face(synthetic_scene
     pose = result.layout.split(result.coefficients)["pose"][0]
     rotation = synthetic.picture_rotation(face.crop_matrix, pose)
     errors = np.abs(synthetic.head_angles(rotation) - true_angles)  # yaw, pitch, roll
-    assert np.all(errors <= [3.0, 3.5, 3.0]), errors
+    assert np.all(errors <= 3.0), errors
 
 
 def test_landmark_weights_follow_mgcnet_detail_points():
