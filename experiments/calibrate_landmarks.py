@@ -39,8 +39,9 @@ flags.DEFINE_string("landmarks", "27-35", "Landmarks (0-based iBUG) to calibrate
                     "or a comma list.")
 flags.DEFINE_float("radius_mm", 12.0, "Candidate vertices lie this close to the current one.")
 flags.DEFINE_string("output", "out/calibrate_landmarks", "Folder for calibration.csv.")
-flags.DEFINE_bool("file_landmarks", True, "Start from the landmark vertices of the model's file "
-                  "(for ICT, calibrated_landmarks=False), as DLIB_CALIBRATED_LANDMARKS was measured.")
+flags.DEFINE_bool("file_landmarks", True, "Start from the landmark vertices of the model's "
+                  "file (for ICT, calibrated_landmarks=False), as DLIB_CALIBRATED_LANDMARKS "
+                  "was measured.")
 
 
 def parse_landmarks(text):

@@ -2,11 +2,12 @@
 (protocol: mgc/eval/aflw2000.py), on the images of the 2000 that are present.
 
 Per image: a face box (dlib HOG, CNN, or HOG then CNN), dlib's 68 landmarks
-averaged with those of the mirror image, MGCNet's 224 crop, then fit_faces in batches; the scored points are the
-model's fixed 68 landmark vertices projected and mapped back to the picture.
-The raw dlib landmarks of the same box are the baseline; the mirror-averaged
-ones (the fit's input) are reported too. Detection and
-fitting see only the image; the ground truth is read afterwards, to score.
+averaged with those of the mirror image, MGCNet's 224 crop, then fit_faces
+in batches; the scored points are the model's fixed 68 landmark vertices
+projected and mapped back to the picture. The raw dlib landmarks of the same
+box are the baseline; the mirror-averaged ones (the fit's input) are
+reported too. Detection and fitting see only the image; the ground truth is
+read afterwards, to score.
 With --use_gt_boxes the box comes from the ground truth instead (the
 literature's protocol, reported separately).
 

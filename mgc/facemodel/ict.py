@@ -26,8 +26,10 @@ MM_PER_CM = 10.0
 # Nose landmarks moved to where dlib's landmarks (averaged with the mirror
 # image's, as the fit gets them) fall on renders of this model
 # (experiments/calibrate_landmarks.py: 240 random faces, seed 2024). Against
-# dlib on held-out renders each point's NME falls from 1.0-3.8 % to 0.7-1.2 %: the file's upper bridge (27, 28) and nose base (31-35) lie 2-6 mm
-# lower than the iBUG points dlib was trained on; the tip (29, 30) stays.
+# dlib on held-out renders each point's NME falls from 1.0-3.8 % to
+# 0.7-1.2 %: the file's upper bridge (27, 28) and nose base (31-35) lie
+# 2-6 mm lower than the iBUG points dlib was trained on; the tip (29, 30)
+# stays.
 # Only the nose: its look in a render comes from geometry alone, not from the
 # painted albedo. See docs/DIFFERENCES.md.
 DLIB_CALIBRATED_LANDMARKS = {27: 977, 28: 4522, 29: 4942, 30: 4857, 31: 4585, 32: 4950,

@@ -58,8 +58,8 @@ class FitResult:
     # 2D annotations (300-W, dlib) put them: each is the outline vertex
     # nearest its target (when that is nearer than its own vertex); equal to
     # landmarks_2d elsewhere and for 5-point targets. The fit itself slides
-    # only the side jaw points: sliding the chin too made pose and AFLW
-    # scores worse.
+    # only the side jaw points: sliding the chin too made the AFLW2000-3D
+    # scores and the rendered test face's pitch worse.
     silhouette_landmarks_2d: np.ndarray
     landmark_error: np.ndarray  # [B] mean distance to the targets (pixels)
 
