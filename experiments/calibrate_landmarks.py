@@ -29,7 +29,6 @@ from tqdm import tqdm
 
 from mgc.eval import synthetic
 from mgc.facemodel import load_face_model
-from mgc.preprocess import NoFaceError, prepare_faces
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("face_model", "ict", "Face model name or file (mgc.facemodel.load_face_model).")
@@ -58,21 +57,13 @@ def parse_landmarks(text):
 def collect(model, count, seed):
     """(vertices_2d [R, N, 2], dlib [R, 68, 2], box [R]) of the renders in
     which a face was found."""
-    rng = np.random.default_rng(seed)
-    background = synthetic.flag_background()
-    vertices, found, boxes, missed = [], [], [], 0
-    for _ in tqdm(range(count), desc="renders"):
-        face = synthetic.random_scene(model, rng, background)
-        try:
-            dlib68 = prepare_faces(face.image, landmarks="detect", largest_face_only=True)[0]
-        except NoFaceError:
-            missed += 1
-            continue
-        vertices.append(face.vertices_2d)
-        found.append(dlib68.landmarks68)
-        boxes.append(np.sqrt(np.prod(np.ptp(face.landmarks, axis=0))))
-    print(f"{len(found)} of {count} faces found ({missed} missed)")
-    return np.stack(vertices), np.stack(found), np.array(boxes)
+    scenes = tqdm(synthetic.detected_scenes(model, count, seed), total=count, desc="renders")
+    found = [(face, prepared) for face, prepared in scenes if prepared is not None]
+    print(f"{len(found)} of {count} faces found ({count - len(found)} missed)")
+    vertices = np.stack([face.vertices_2d for face, _ in found])
+    dlib68 = np.stack([prepared.landmarks68 for _, prepared in found])
+    boxes = np.array([np.sqrt(np.prod(np.ptp(face.landmarks, axis=0))) for face, _ in found])
+    return vertices, dlib68, boxes
 
 
 def mean_nme(vertices_2d, dlib68, boxes, vertex, landmark):

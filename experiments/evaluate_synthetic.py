@@ -17,7 +17,7 @@ from mgc.eval import synthetic
 from mgc.eval.aflw2000 import nme
 from mgc.facemodel import CoefficientLayout, load_face_model
 from mgc.fitting import FitSettings, fit_faces
-from mgc.preprocess import NoFaceError, invert, prepare_faces, transform_points
+from mgc.preprocess import invert, transform_points
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("face_model", "ict", "Face model name or file (mgc.facemodel.load_face_model).")
@@ -62,17 +62,11 @@ def evaluate(model, faces, prepared, settings):
 def main(argv):
     del argv
     model = load_face_model(FLAGS.face_model)
-    rng = np.random.default_rng(FLAGS.seed)
-    background = synthetic.flag_background()
-    faces, prepared = [], []
-    for _ in tqdm(range(FLAGS.count), desc="renders"):
-        face = synthetic.random_scene(model, rng, background)
-        try:
-            prepared.append(prepare_faces(face.image, landmarks="detect",
-                                          largest_face_only=True)[0])
-            faces.append(face)
-        except NoFaceError:
-            pass
+    scenes = tqdm(synthetic.detected_scenes(model, FLAGS.count, FLAGS.seed), total=FLAGS.count,
+                  desc="renders")
+    found = [(face, prepared) for face, prepared in scenes if prepared is not None]
+    faces = [face for face, _ in found]
+    prepared = [found_face for _, found_face in found]
     print(f"{len(faces)} of {FLAGS.count} faces found")
     variants = [""] + [v for v in FLAGS.variants.split(";") if v]
     print("| settings | yaw err | pitch err | roll err | NME fitted | NME dlib raw "

@@ -96,3 +96,13 @@ def test_picture_rotation_of_an_unrotated_crop_is_the_fitted_rotation():
     scaled_shift = np.array([[0.5, 0.0, 10.0], [0.0, 0.5, -4.0]])  # no in-plane rotation
     np.testing.assert_allclose(synthetic.picture_rotation(scaled_shift, delta), rotation,
                                atol=1e-5)
+
+
+def test_detected_scenes_yield_one_pair_per_render_and_repeat_with_the_seed(model):
+    first = list(synthetic.detected_scenes(model, 2, seed=5))
+    again = list(synthetic.detected_scenes(model, 2, seed=5))
+    assert len(first) == 2
+    for (face, found), (face_again, found_again) in zip(first, again):
+        np.testing.assert_array_equal(face.image, face_again.image)
+        assert found is not None and found.landmarks68.shape == (68, 2)
+        np.testing.assert_array_equal(found.landmarks68, found_again.landmarks68)

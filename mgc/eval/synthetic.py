@@ -10,7 +10,7 @@ from scipy import ndimage
 
 from mgc import geometry, paths
 from mgc.facemodel import CoefficientLayout
-from mgc.preprocess import load_image
+from mgc.preprocess import NoFaceError, load_image, prepare_faces
 from mgc.render import render_face
 
 SKIN = np.array([0.85, 0.62, 0.52])
@@ -194,3 +194,18 @@ def random_scene(model, rng, background):
     if rng.random() < 0.5:
         background = background[:, ::-1]
     return render_scene(model, identity, expression, angles, background, light)
+
+
+def detected_scenes(model, count, seed):
+    """Renders `count` random scenes (random_scene, seeded) and runs the
+    pipeline's detection on each. Yields, per render, (SyntheticFace, the
+    PreparedFace of its largest face, or None when no face was found)."""
+    rng = np.random.default_rng(seed)
+    background = flag_background()
+    for _ in range(count):
+        face = random_scene(model, rng, background)
+        try:
+            found = prepare_faces(face.image, landmarks="detect", largest_face_only=True)[0]
+        except NoFaceError:
+            found = None
+        yield face, found
