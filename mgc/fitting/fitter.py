@@ -86,6 +86,11 @@ class _Problem:
         self.vertex_skin = tf.constant(model.skin_mask)
         self.edges = tf.constant(landmark_lib.mesh_edges(model.triangles))
         self.per_vertex_albedo = self.layout.albedo == 0
+        # 68 targets: side jaw points slide while fitting; all 17 in the output.
+        self.sliders = None
+        if num_targets == 68:
+            self.sliders = (landmark_lib.ContourSlider(model),
+                            landmark_lib.ContourSlider(model, landmark_lib.JAW))
         variable = lambda shape, dtype=tf.float32: tf.Variable(  # noqa: E731
             tf.zeros(shape, dtype), trainable=False)
         self.crops = variable([batch, 224, 224, 3])
@@ -267,7 +272,7 @@ def _problem(model, batch, num_targets, settings):
 
 
 def _run(problem, settings, targets):
-    contour = landmark_lib.ContourSlider(problem.model) if targets.shape[1] == 68 else None
+    contour = problem.sliders[0] if problem.sliders else None
     for stage, (step, count) in enumerate(problem.stages):
         for index in range(count):
             if contour is not None and stage >= 1 and index % settings.contour_update_every == 0:
@@ -284,9 +289,8 @@ def _result(problem, targets):
     error = np.linalg.norm(projected.numpy() - problem.targets.numpy(), axis=-1)
     mean_error = (error * valid).sum(-1) / np.maximum(valid.sum(-1), 1)
     outline = problem.indices
-    if targets.shape[1] == 68:  # 2-D annotations put the chin on the outline too
-        outline = landmark_lib.ContourSlider(problem.model, landmark_lib.JAW).update(
-            problem, targets)
+    if problem.sliders:  # 2-D annotations put the chin on the outline too
+        outline = problem.sliders[1].update(problem, targets)
     silhouette, _ = problem.projected_landmarks(select=False, indices=outline)
     return FitResult(coefficients=coefficients.numpy(), layout=problem.layout,
                      vertex_albedo=render.albedo.numpy(), render=render,

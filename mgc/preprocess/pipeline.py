@@ -99,8 +99,8 @@ def detected_face(image, box, predictor, size=alignment.CROP_SIZE):
     """The PreparedFace of a detector's box: the predictor's landmarks and
     the crop they align."""
     lm68, raw = predictor.predict_and_raw(image, box)
-    face = _prepared(image, box, lm68, alignment.five_points(lm68), "detected", size)
-    return dataclasses.replace(face, raw_landmarks68=raw)
+    return _prepared(image, box, lm68, alignment.five_points(lm68), "detected", size,
+                     raw_landmarks68=raw)
 
 
 def _rgb(image):
@@ -149,11 +149,11 @@ def _detect(image, detector, image_path):
     return boxes
 
 
-def _prepared(image, box, lm68, points5, source, size, path=None):
+def _prepared(image, box, lm68, points5, source, size, path=None, raw_landmarks68=None):
     crop, matrix = alignment.align(image, points5, size)
     crop_lm68 = None
     if lm68 is not None:
         crop_lm68 = alignment.transform_points(lm68, matrix).astype(np.float32)
     return PreparedFace(box=box, landmarks68=lm68, points5=points5, landmark_source=source,
                         crop=crop, crop_matrix=matrix, crop_landmarks68=crop_lm68,
-                        landmark_file=path)
+                        landmark_file=path, raw_landmarks68=raw_landmarks68)
