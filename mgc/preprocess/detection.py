@@ -22,6 +22,14 @@ MIN_SCORE = {"hog": 0.3, "cnn": 0.0}
 DEFAULT_UPSAMPLE = {"hog": 1, "cnn": 0}
 # Long side above which a picture is shrunk for detection (MGCNet uses 900).
 DETECTION_MAX_SIDE = 900
+# When HOG finds no face above MIN_SCORE, a weaker HOG box (score down to
+# WEAK_HOG_SCORE) that the CNN detector confirms (overlap >= CONFIRM_IOU with
+# a CNN box) replaces that CNN box: the shape predictor was trained on HOG
+# boxes, and on CNN boxes it often returns a frontal shape misplaced on a
+# turned face. A HOG box and the CNN's box of one face overlap 0.5-0.9; less
+# usually means a HOG box on part of the face (docs/RESULTS.md).
+WEAK_HOG_SCORE = -1.0
+CONFIRM_IOU = 0.4
 
 # iBUG-68 index of each point's counterpart in the mirror image (left and
 # right swap; points on the midline map to themselves).
@@ -45,7 +53,8 @@ class FaceBox:
 
     right and bottom are exclusive (dlib's inclusive corners + 1), so
     width = right - left. score: HOG margin or CNN confidence; detector:
-    "hog" or "cnn".
+    "hog", "cnn", or "hog+cnn" (a weak HOG box the CNN detector confirmed;
+    its score is HOG's).
     """
     left: float
     top: float
@@ -65,6 +74,13 @@ class FaceBox:
     @property
     def area(self):
         return self.width * self.height
+
+    def overlap(self, other):
+        """Intersection over union with another FaceBox."""
+        width = min(self.right, other.right) - max(self.left, other.left)
+        height = min(self.bottom, other.bottom) - max(self.top, other.top)
+        intersection = max(width, 0.0) * max(height, 0.0)
+        return intersection / (self.area + other.area - intersection)
 
     def scaled(self, factor):
         """The same box in a picture resized by `factor`."""
@@ -173,12 +189,26 @@ def _box(rect, score, detector):
 
 
 def detect_with_fallback(image, hog_upsample=None, cnn_upsample=None):
-    """HOG faces, or the CNN detector's when HOG finds none (profiles, tilts).
+    """HOG faces, or the CNN detector's when HOG finds none (profiles, tilts),
+    each replaced by a weak HOG box on the same face where there is one
+    (WEAK_HOG_SCORE, CONFIRM_IOU).
 
     Returns a list of FaceBox, largest first; empty when neither finds one.
     """
-    faces = FaceDetector("hog", hog_upsample).detect(image)
-    return faces or FaceDetector("cnn", cnn_upsample).detect(image)
+    weak = FaceDetector("hog", hog_upsample, min_score=WEAK_HOG_SCORE).detect(image)
+    strong = [box for box in weak if box.score >= MIN_SCORE["hog"]]
+    if strong:
+        return strong
+    found = [_confirmed(box, weak) for box in FaceDetector("cnn", cnn_upsample).detect(image)]
+    return sorted(found, key=lambda b: b.area, reverse=True)
+
+
+def _confirmed(cnn_box, weak_boxes):
+    """The best-scoring weak HOG box on the CNN box's face, else the CNN box."""
+    matches = [box for box in weak_boxes if box.overlap(cnn_box) >= CONFIRM_IOU]
+    if not matches:
+        return cnn_box
+    return dataclasses.replace(max(matches, key=lambda box: box.score), detector="hog+cnn")
 
 
 class LandmarkPredictor:
