@@ -77,7 +77,8 @@ flags.DEFINE_string("data_root", None, "Data root (default: $MGC_DATA or ../shar
 flags.DEFINE_string("checkpoint", None, "MGCNet network checkpoint (not available yet: the "
                     "faces are fitted by analysis-by-synthesis).")
 flags.DEFINE_enum("detector", "hog", list(preprocess.pipeline.DETECTORS),
-                  "Face detector: hog (falls back to cnn when it finds nothing) or cnn.")
+                  "Face detector: hog (when it finds nothing, the cnn box, or a weak "
+                  "hog box the cnn confirms) or cnn.")
 flags.DEFINE_enum("landmarks", "auto", list(preprocess.pipeline.LANDMARK_MODES),
                   "auto: a landmark file beside the picture if any, else detect; "
                   "detect: always detect; files: require a landmark file.")

@@ -60,7 +60,8 @@ def prepare_faces(image, image_path=None, landmarks="auto", detector="hog",
         is one (see landmark_files.landmark_file_candidates) and detects
         otherwise; "files" requires such a file; "detect" never reads files.
       detector: "hog" (dlib HOG, falling back to the CNN detector when it
-        finds nothing) or "cnn" (the CNN detector only).
+        finds nothing: detection.detect_with_fallback) or "cnn" (the CNN
+        detector only).
       largest_face_only: keep only the largest detected face.
       size: side of the crops in pixels.
       mirror_average: average dlib's landmarks with its landmarks of the
