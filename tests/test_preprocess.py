@@ -134,9 +134,22 @@ def test_cnn_box_is_replaced_by_the_best_weak_hog_box_on_the_same_face():
             preprocess.FaceBox(105, 115, 185, 195, -0.6, "hog"),   # same face, weaker
             preprocess.FaceBox(150, 150, 190, 190, 0.1, "hog"),    # a part of it
             preprocess.FaceBox(400, 100, 480, 180, 0.2, "hog")]    # elsewhere
-    chosen = preprocess.detection._confirmed(cnn, weak)
-    assert chosen == dataclasses.replace(weak[0], detector="hog+cnn")
-    assert preprocess.detection._confirmed(cnn, weak[2:]) is cnn
+    assert preprocess.detection._weak_match(cnn, weak) is weak[0]
+    assert preprocess.detection._weak_match(cnn, weak[2:]) is None
+
+
+def test_fallback_gives_each_cnn_face_its_own_weak_hog_box(monkeypatch):
+    boxes = {"hog": [preprocess.FaceBox(110, 110, 190, 190, -0.2, "hog")],
+             "cnn": [preprocess.FaceBox(100, 100, 200, 200, 0.9, "cnn"),
+                     preprocess.FaceBox(105, 100, 205, 200, 0.5, "cnn")]}
+    monkeypatch.setattr(preprocess.FaceDetector, "detect", lambda self, image: list(boxes[self.kind]))
+    found = preprocess.detect_with_fallback(np.zeros((300, 300, 3), np.uint8))
+    # The weak box overlaps both; the first CNN face takes it, the second
+    # keeps its own box (largest first).
+    assert found == [boxes["cnn"][1], dataclasses.replace(boxes["hog"][0], detector="hog+cnn")]
+    strong = preprocess.FaceBox(0, 0, 50, 50, 0.8, "hog")
+    boxes["hog"].append(strong)
+    assert preprocess.detect_with_fallback(np.zeros((300, 300, 3), np.uint8)) == [strong]
 
 
 def test_fallback_prefers_a_confirmed_weak_hog_box_on_a_turned_face():

@@ -199,16 +199,21 @@ def detect_with_fallback(image, hog_upsample=None, cnn_upsample=None):
     strong = [box for box in weak if box.score >= MIN_SCORE["hog"]]
     if strong:
         return strong
-    found = [_confirmed(box, weak) for box in FaceDetector("cnn", cnn_upsample).detect(image)]
+    found = []
+    for cnn_box in FaceDetector("cnn", cnn_upsample).detect(image):
+        match = _weak_match(cnn_box, weak)
+        if match is None:
+            found.append(cnn_box)
+        else:
+            weak.remove(match)  # one box per face
+            found.append(dataclasses.replace(match, detector="hog+cnn"))
     return sorted(found, key=lambda b: b.area, reverse=True)
 
 
-def _confirmed(cnn_box, weak_boxes):
-    """The best-scoring weak HOG box on the CNN box's face, else the CNN box."""
+def _weak_match(cnn_box, weak_boxes):
+    """The best-scoring weak HOG box on the CNN box's face, or None."""
     matches = [box for box in weak_boxes if box.overlap(cnn_box) >= CONFIRM_IOU]
-    if not matches:
-        return cnn_box
-    return dataclasses.replace(max(matches, key=lambda box: box.score), detector="hog+cnn")
+    return max(matches, key=lambda box: box.score) if matches else None
 
 
 class LandmarkPredictor:
