@@ -22,7 +22,8 @@ answer, the baseline):
     brow points and the eyes ~1.3 above.
   * 300-W image: fitted NME <= dlib's: 1.58 % against 1.60 %, level rather
     than better: the same changes to steps and learning rate move the fitted
-    NME within 1.58-1.62 %, so the test guards 1.65 % (docs/RESULTS.md).
+    NME within 1.58-1.62 %, and so does rounding (1.61 % with TensorFlow on
+    one thread), so the test guards 1.65 % (docs/RESULTS.md).
 """
 import numpy as np
 import pytest
