@@ -27,7 +27,8 @@ DETECTION_MAX_SIDE = 900
 # a CNN box) replaces that CNN box: the shape predictor was trained on HOG
 # boxes, and on CNN boxes it often returns a frontal shape misplaced on a
 # turned face. A HOG box and the CNN's box of one face overlap 0.5-0.9; less
-# usually means a HOG box on part of the face (docs/RESULTS.md).
+# usually means a HOG box on part of the face. dlib's HOG filters are not
+# left-right symmetric, so the mirror image is searched too (docs/RESULTS.md).
 WEAK_HOG_SCORE = -1.0
 CONFIRM_IOU = 0.4
 
@@ -81,6 +82,11 @@ class FaceBox:
         height = min(self.bottom, other.bottom) - max(self.top, other.top)
         intersection = max(width, 0.0) * max(height, 0.0)
         return intersection / (self.area + other.area - intersection)
+
+    def mirrored(self, image_width):
+        """The same box in the mirror image (x -> width - x on box edges)."""
+        return dataclasses.replace(self, left=image_width - self.right,
+                                   right=image_width - self.left)
 
     def scaled(self, factor):
         """The same box in a picture resized by `factor`."""
@@ -191,14 +197,18 @@ def _box(rect, score, detector):
 def detect_with_fallback(image, hog_upsample=None, cnn_upsample=None):
     """HOG faces, or the CNN detector's when HOG finds none (profiles, tilts),
     each replaced by a weak HOG box on the same face where there is one
-    (WEAK_HOG_SCORE, CONFIRM_IOU).
+    (WEAK_HOG_SCORE, CONFIRM_IOU), from the picture or its mirror image.
 
     Returns a list of FaceBox, largest first; empty when neither finds one.
     """
-    weak = FaceDetector("hog", hog_upsample, min_score=WEAK_HOG_SCORE).detect(image)
+    image = _as_uint8(image)
+    hog = FaceDetector("hog", hog_upsample, min_score=WEAK_HOG_SCORE)
+    weak = hog.detect(image)
     strong = [box for box in weak if box.score >= MIN_SCORE["hog"]]
     if strong:
         return strong
+    mirror = np.ascontiguousarray(image[:, ::-1])
+    weak += [box.mirrored(image.shape[1]) for box in hog.detect(mirror)]
     found = []
     for cnn_box in FaceDetector("cnn", cnn_upsample).detect(image):
         match = _weak_match(cnn_box, weak)
@@ -263,7 +273,6 @@ def _predict_mirrored(image, box):
     (pixel centres at integers), the box's exclusive right edge becoming the
     left one, and each point renamed after its mirror counterpart."""
     width = image.shape[1]
-    mirrored_box = dataclasses.replace(box, left=width - box.right, right=width - box.left)
-    points = _predict_once(np.ascontiguousarray(image[:, ::-1]), mirrored_box)
+    points = _predict_once(np.ascontiguousarray(image[:, ::-1]), box.mirrored(width))
     points[:, 0] = width - 1 - points[:, 0]
     return points[MIRRORED_68]
