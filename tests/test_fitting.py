@@ -23,7 +23,8 @@ answer, the baseline):
   * 300-W image: fitted NME <= dlib's: 1.58 % against 1.60 %, level rather
     than better: the same changes to steps and learning rate move the fitted
     NME within 1.58-1.62 %, and so does rounding (1.61 % with TensorFlow on
-    one thread), so the test guards 1.65 % (docs/RESULTS.md).
+    one thread), so the test allows the fit 0.05 % more than dlib's 1.60 %
+    (docs/RESULTS.md).
 """
 import numpy as np
 import pytest
@@ -55,7 +56,10 @@ def test_fit_on_the_300w_image_stays_near_dlib():
     truth = read_landmark_file(paths.data_file(f"{folder}/image_0010.pts"))  # scoring only
     fitted_nme, dlib_nme = nme(fitted, truth), nme(face.raw_landmarks68, truth)
     assert dlib_nme < 0.02  # dlib found the face
-    assert fitted_nme < 0.0165, f"fitted {fitted_nme:.4f} vs dlib {dlib_nme:.4f}"
+    # Issue 4: no farther than dlib, within the fit's own variation (the
+    # module docstring): 0.05 % of the box, 0.15 pixels per point here.
+    tolerance = 0.0005
+    assert fitted_nme <= dlib_nme + tolerance, f"fitted {fitted_nme:.4f} vs dlib {dlib_nme:.4f}"
 
 
 @pytest.fixture(scope="module")
