@@ -44,6 +44,27 @@ class FitSettings:
     albedo_prior: float = 2.0
     contour_update_every: int = 40
 
+    STAGES = ("pose_steps", "landmark_steps", "appearance_steps", "joint_steps")
+
+    @property
+    def total_steps(self):
+        return sum(getattr(self, stage) for stage in self.STAGES)
+
+    def with_total_steps(self, total):
+        """These settings with `total` steps spread over the stages in the
+        proportions they have now (largest remainders, so the counts add up
+        exactly); None: unchanged."""
+        if total is None:
+            return self
+        if isinstance(total, bool) or not isinstance(total, (int, np.integer)) or total < 0:
+            raise ValueError(f"total steps must be an int >= 0, got {total!r}")
+        weights = np.array([getattr(self, stage) for stage in self.STAGES], np.float64)
+        exact = weights * total / max(weights.sum(), 1.0)
+        counts = np.floor(exact).astype(int)
+        for index in np.argsort(-(exact - counts), kind="stable")[:total - counts.sum()]:
+            counts[index] += 1
+        return dataclasses.replace(self, **dict(zip(self.STAGES, (int(c) for c in counts))))
+
 
 @dataclasses.dataclass
 class FitResult:
