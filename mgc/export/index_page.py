@@ -17,6 +17,9 @@ import html
 import os
 import urllib.parse
 
+# Marks the page as ours: a run replaces only an index.html carrying it.
+GENERATOR = "mgc.export.index_page"
+
 _STYLE = """
 body { font-family: sans-serif; margin: 1.5em; color: #222; }
 table { border-collapse: collapse; }
@@ -106,6 +109,7 @@ def render_index(records, failures, title="Face reconstructions", summary=""):
     faces = sum(len(record.get("faces", [])) for record in records)
     summary_html = f'<p class="small">{html.escape(summary)}</p>' if summary else ""
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
+            f'<meta name="generator" content="{GENERATOR}">'
             f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
             f"<h1>{html.escape(title)}</h1>"
             f"<p>{len(records)} picture(s), {faces} face(s) reconstructed; "

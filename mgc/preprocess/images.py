@@ -1,5 +1,8 @@
 """Reading pictures from disk as uint8 RGB arrays, with clear errors."""
+import errno
 import os
+import stat
+import warnings
 
 import numpy as np
 from PIL import Image
@@ -28,28 +31,58 @@ def load_image(path):
       uint8 array [H, W, 3].
 
     Raises:
-      ImageError: the file is missing, empty, not a picture, or corrupt. The
-        message holds the path and the reason.
+      ImageError: the path is missing, a broken or looping link, a folder, a
+        FIFO or another non-file, empty, not readable (permission), larger
+        than Pillow's decompression-bomb limit (Image.MAX_IMAGE_PIXELS), not
+        a picture, or corrupt. The message holds the path and the reason.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        reason = "is a directory" if os.path.isdir(path) else "does not exist"
-        raise ImageError(f"cannot read image {path}: the file {reason}")
-    if os.path.getsize(path) == 0:
-        raise ImageError(f"cannot read image {path}: the file is empty")
+    problem = _not_a_file(path)
+    if problem:
+        raise ImageError(f"cannot read image {path}: {problem}")
     try:
-        with Image.open(path) as image:
-            image.load()  # Decodes now, so truncated data fails here.
-            image = ImageOps.exif_transpose(image)
-            return _to_rgb(image)
+        with warnings.catch_warnings():
+            # Pillow only warns between MAX_IMAGE_PIXELS and twice that.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()  # Decodes now, so truncated data fails here.
+                image = ImageOps.exif_transpose(image)
+                return _to_rgb(image)
     except Image.UnidentifiedImageError:
         raise ImageError(f"cannot read image {path}: not a picture format Pillow knows "
                          f"(a text file or another non-image file?)") from None
+    except PermissionError:
+        raise ImageError(f"cannot read image {path}: permission denied") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise ImageError(f"cannot read image {path}: too large ({error})") from None
     # Decoders raise many types (OSError, SyntaxError, struct.error, ...) on
     # damaged data; every one of them means the same thing to the caller.
     except Exception as error:  # pylint: disable=broad-except
         raise ImageError(f"cannot read image {path}: corrupt or unsupported data "
                          f"({type(error).__name__}: {error})") from error
+
+
+def _not_a_file(path):
+    """Why `path` is not a non-empty regular file we may open, or "".
+    Checked before opening: opening a FIFO would block."""
+    try:
+        status = os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "the path is a loop of symbolic links"
+        if os.path.islink(path):
+            return f"the path is a broken symbolic link (to {os.readlink(path)})"
+        if error.errno == errno.EACCES:
+            return "permission denied"
+        return "the file does not exist"
+    if stat.S_ISDIR(status.st_mode):
+        return "the path is a directory"
+    if not stat.S_ISREG(status.st_mode):
+        kind = "a FIFO (named pipe)" if stat.S_ISFIFO(status.st_mode) else "not a regular file"
+        return f"the path is {kind}, not a picture file"
+    if status.st_size == 0:
+        return "the file is empty"
+    return ""
 
 
 def _to_rgb(image):
