@@ -8,6 +8,8 @@ face fills about three quarters of the height of a 224x224 image. The
 backward pass takes a dense random upstream gradient.
 
     python -m experiments.bench_rasterizer [--repeats=20] [--write_docs]
+
+--write_docs replaces the table in docs/PERFORMANCE.md.
 """
 import os
 import time
@@ -16,14 +18,13 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from experiments import doc_blocks, scenes
+from experiments import common_flags, doc_blocks, scenes
 from mgc import paths
 from mgc.render import rasterize_triangles
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_root", None, "Data root (default: $MGC_DATA or ../shared/data).")
+common_flags.use("data_root", "write_docs")
 flags.DEFINE_integer("repeats", 20, "Timed repetitions per configuration (median reported).")
-flags.DEFINE_bool("write_docs", False, "Replace the table in docs/PERFORMANCE.md.")
 
 PERFORMANCE_DOC = os.path.join(paths.REPO_ROOT, "docs", "PERFORMANCE.md")
 # (batch, width, height)

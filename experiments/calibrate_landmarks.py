@@ -14,8 +14,11 @@ nose (27-35) and the chin (6-10). Brows, lids and lips are painted where the
 model's own landmarks are (synthetic_albedo), so dlib finds them there by
 construction, and the side jaw points slide along the silhouette when fitting.
 
-    python -m experiments.calibrate_landmarks [--count=160] [--landmarks=27-35]
+    python -m experiments.calibrate_landmarks [--count=160] [--landmark_indices=27-35]
         [--nofile_landmarks]
+
+Shared flags left unset: --count 160 faces, --seed 2024, --output
+out/calibrate_landmarks (for calibration.csv).
 
 dlib's points are taken as the fit takes them: averaged with the answer on
 the mirror image.
@@ -27,17 +30,18 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
+from experiments import common_flags
 from mgc.eval import synthetic
 from mgc.facemodel import load_face_model
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("face_model", "ict", "Face model name or file (mgc.facemodel.load_face_model).")
-flags.DEFINE_integer("count", 160, "Random faces rendered (half choose, half score).")
-flags.DEFINE_integer("seed", 2024, "Random seed of the faces.")
-flags.DEFINE_string("landmarks", "27-35", "Landmarks (0-based iBUG) to calibrate: a range a-b "
-                    "or a comma list.")
+common_flags.use("face_model", "count", "seed", "output")
+COUNT = 160  # random faces rendered: half choose, half score
+SEED = 2024
+OUTPUT = "out/calibrate_landmarks"
+flags.DEFINE_string("landmark_indices", "27-35", "Landmarks (0-based iBUG) to calibrate: a "
+                    "range a-b or a comma list.")
 flags.DEFINE_float("radius_mm", 12.0, "Candidate vertices lie this close to the current one.")
-flags.DEFINE_string("output", "out/calibrate_landmarks", "Folder for calibration.csv.")
 flags.DEFINE_bool("file_landmarks", True, "Start from the landmark vertices of the model's "
                   "file (for ICT, calibrated_landmarks=False), as DLIB_CALIBRATED_LANDMARKS "
                   "was measured.")
@@ -50,7 +54,7 @@ def parse_landmarks(text):
         low, _, high = part.partition("-")
         indices.update(range(int(low), int(high or low) + 1))
     if not indices or min(indices) < 0 or max(indices) > 67:
-        raise ValueError(f"--landmarks must name indices in 0..67, got {text!r}")
+        raise ValueError(f"--landmark_indices must name indices in 0..67, got {text!r}")
     return sorted(indices)
 
 
@@ -96,17 +100,19 @@ def calibrate(model, vertices_2d, dlib68, boxes, landmarks, radius):
 
 def main(argv):
     del argv
-    landmarks = parse_landmarks(FLAGS.landmarks)
+    landmarks = parse_landmarks(FLAGS.landmark_indices)
     options = {}
     if FLAGS.face_model == "ict":
         options["calibrated_landmarks"] = not FLAGS.file_landmarks
     model = load_face_model(FLAGS.face_model, **options)
-    vertices_2d, dlib68, boxes = collect(model, FLAGS.count, FLAGS.seed)
+    vertices_2d, dlib68, boxes = collect(model, common_flags.value_or("count", COUNT),
+                                         common_flags.value_or("seed", SEED))
     if len(boxes) < 10:
         raise SystemExit(f"only {len(boxes)} faces were found; nothing to calibrate on")
     rows = calibrate(model, vertices_2d, dlib68, boxes, landmarks, FLAGS.radius_mm)
-    os.makedirs(FLAGS.output, exist_ok=True)
-    path = os.path.join(FLAGS.output, "calibration.csv")
+    output = common_flags.value_or("output", OUTPUT)
+    os.makedirs(output, exist_ok=True)
+    path = os.path.join(output, "calibration.csv")
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()

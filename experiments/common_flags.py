@@ -20,9 +20,9 @@ import sys
 
 from absl import flags
 
-FLAGS = flags.FLAGS
+from mgc.preprocess.pipeline import DETECTORS
 
-DETECTORS = ("auto", "hog", "cnn")
+FLAGS = flags.FLAGS
 
 flags.DEFINE_string(
     "input", None, "What the script reads: pictures for reconstruct, a face-model file for "

@@ -1,7 +1,7 @@
 """AFLW2000-3D 68-point NME of the fitted face model and of raw dlib landmarks
 (protocol: mgc/eval/aflw2000.py), on the images of the 2000 that are present.
 
-Per image: a face box (dlib HOG, CNN, or HOG then CNN), dlib's 68 landmarks
+Per image: a face box (--detector: auto, hog or cnn), dlib's 68 landmarks
 averaged with those of the mirror image, MGCNet's 224 crop, then fit_faces
 in batches; the scored points are the model's fixed 68 landmark vertices
 projected and mapped back to the picture. The raw dlib landmarks of the same
@@ -11,8 +11,12 @@ read afterwards, to score.
 With --use_gt_boxes the box comes from the ground truth instead (the
 literature's protocol, reported separately).
 
-    python -m experiments.evaluate_aflw2000 [--limit=N] [--steps=1.0]
+    python -m experiments.evaluate_aflw2000 [--limit=N] [--steps=560]
         [--detector=auto] [--use_gt_boxes] [--output=out/aflw2000] [--write_docs]
+
+Shared flags left unset: --output out/aflw2000 (results.csv, results.md,
+per_image.csv), --batch_size 8 faces fitted together, --steps FitSettings'
+defaults. --write_docs replaces the measured table in docs/RESULTS.md.
 """
 import dataclasses
 import os
@@ -23,28 +27,25 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
-from experiments import doc_blocks
+from experiments import common_flags, doc_blocks
 from mgc import paths
 from mgc import preprocess
 from mgc.eval import aflw2000
 from mgc.facemodel import load_face_model
 from mgc.fitting import FitSettings, fit_faces
+from mgc.preprocess import pipeline
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("data_root", None, "Data root (default: $MGC_DATA or ../shared/data).")
+common_flags.use("data_root", "output", "detector", "steps", "batch_size", "face_model",
+                 "write_docs")
+OUTPUT = "out/aflw2000"
+BATCH_SIZE = 8
 flags.DEFINE_string("image_dir", None,
                     "Folder of AFLW2000-3D .jpg files (default: aflw2000_3d/subset_every10th).")
 flags.DEFINE_list("images", [], "Image names to evaluate (default: every listed image present).")
 flags.DEFINE_integer("limit", 0, "Evaluate only the first N present images (0: all).")
-flags.DEFINE_string("output", "out/aflw2000", "Folder for results.csv, results.md, per_image.csv.")
-flags.DEFINE_enum("detector", "auto", ["hog", "cnn", "auto"],
-                  "Face boxes: dlib HOG, the MMOD CNN, or HOG then CNN when HOG finds none.")
-flags.DEFINE_float("steps", 1.0, "Scale of every fitting stage's step count (1: FitSettings).")
-flags.DEFINE_integer("batch_size", 8, "Faces fitted together.")
-flags.DEFINE_string("face_model", "ict", "Face model name or file (mgc.facemodel.load_face_model).")
 flags.DEFINE_bool("use_gt_boxes", False, "Boxes from the ground-truth landmarks "
                   "(aflw2000.gt_face_box) instead of a detector.")
-flags.DEFINE_bool("write_docs", False, "Replace the measured table in docs/RESULTS.md.")
 
 RESULTS_DOC = os.path.join(paths.REPO_ROOT, "docs", "RESULTS.md")
 
@@ -65,31 +66,16 @@ class Prediction:
         return self.find_seconds + self.fit_seconds
 
 
-def scaled_settings(scale):
-    """FitSettings with every stage's step count multiplied by `scale`."""
-    defaults = FitSettings()
-    counts = {f.name: int(round(getattr(defaults, f.name) * scale))
-              for f in dataclasses.fields(FitSettings) if f.name.endswith("_steps")}
-    return dataclasses.replace(defaults, **counts)
-
-
-def detect(image, kind):
-    """Face boxes of the image, largest first (possibly none)."""
-    if kind == "auto":
-        return preprocess.detect_with_fallback(image)
-    return preprocess.FaceDetector(kind).detect(image)
-
-
 def find_face(image, detector, box=None):
     """Box, dlib landmarks and crop of the largest face; None when none is found.
 
     Args:
       image: uint8 RGB picture: the only input taken from the data set.
-      detector: "hog", "cnn" or "auto".
+      detector: one of preprocess.pipeline.DETECTORS.
       box: a FaceBox to use instead of detecting (--use_gt_boxes).
     """
     if box is None:
-        boxes = detect(image, detector)
+        boxes = pipeline.detect_faces(image, detector)
         if not boxes:
             return None
         box = boxes[0]
@@ -172,7 +158,7 @@ def code_version():
         return "unknown"
 
 
-def describe(count, image_dir, settings, seconds):
+def describe(count, image_dir, settings, batch_size, seconds):
     """One paragraph: what produced the table."""
     boxes = ("ground-truth boxes (aflw2000.gt_face_box)" if FLAGS.use_gt_boxes
              else f"detector {FLAGS.detector}")
@@ -180,8 +166,8 @@ def describe(count, image_dir, settings, seconds):
                      for s in ("pose", "landmark", "appearance", "joint"))
     where = os.path.relpath(image_dir, paths.data_root(FLAGS.data_root))
     return (f"{count} images of `{where}`, {boxes}, face model `{FLAGS.face_model}`, "
-            f"fitting steps x{FLAGS.steps:g} (pose/landmark/appearance/joint {steps}), "
-            f"batch {FLAGS.batch_size}, {os.cpu_count()} CPU cores: {seconds:.1f} s per image; "
+            f"{settings.total_steps} fitting steps (pose/landmark/appearance/joint {steps}), "
+            f"batch {batch_size}, {os.cpu_count()} CPU cores: {seconds:.1f} s per image; "
             f"measured {time.strftime('%Y-%m-%d')} at commit {code_version()}. NME in %.")
 
 
@@ -190,7 +176,9 @@ def main(argv):
     image_dir = FLAGS.image_dir or aflw2000.default_image_dir(FLAGS.data_root)
     names = select_images(image_dir)
     model = load_face_model(FLAGS.face_model, data_root=FLAGS.data_root)
-    settings = scaled_settings(FLAGS.steps)
+    settings = FitSettings().with_total_steps(FLAGS.steps)
+    batch_size = common_flags.value_or("batch_size", BATCH_SIZE)
+    output = common_flags.value_or("output", OUTPUT)
     boxes = [None] * len(names)
     if FLAGS.use_gt_boxes:  # the literature's protocol: boxes from the ground truth
         truth = aflw2000.load_ground_truth(FLAGS.data_root)
@@ -199,8 +187,8 @@ def main(argv):
     start = time.perf_counter()
     predictions = []
     with tqdm(total=len(names), unit="image") as progress:
-        for i in range(0, len(names), FLAGS.batch_size):
-            chunk = slice(i, i + FLAGS.batch_size)
+        for i in range(0, len(names), batch_size):
+            chunk = slice(i, i + batch_size)
             predictions += predict_chunk(names[chunk], image_dir, model, settings, boxes[chunk],
                                          progress)
     elapsed = time.perf_counter() - start
@@ -209,11 +197,11 @@ def main(argv):
     truth = aflw2000.load_ground_truth(FLAGS.data_root)
     records = [score(p, truth) for p in predictions]
     table = aflw2000.summarise(records)
-    header = describe(len(names), image_dir, settings, elapsed / len(names))
-    os.makedirs(FLAGS.output, exist_ok=True)
-    aflw2000.write_table_csv(table, os.path.join(FLAGS.output, "results.csv"))
-    aflw2000.write_table_markdown(table, os.path.join(FLAGS.output, "results.md"), header)
-    aflw2000.write_per_image_csv(records, os.path.join(FLAGS.output, "per_image.csv"))
+    header = describe(len(names), image_dir, settings, batch_size, elapsed / len(names))
+    os.makedirs(output, exist_ok=True)
+    aflw2000.write_table_csv(table, os.path.join(output, "results.csv"))
+    aflw2000.write_table_markdown(table, os.path.join(output, "results.md"), header)
+    aflw2000.write_per_image_csv(records, os.path.join(output, "per_image.csv"))
 
     fitted = [p for p in predictions if p.fitted68 is not None]
     finding = np.mean([p.find_seconds for p in predictions])
@@ -222,7 +210,7 @@ def main(argv):
     print(f"{len(fitted)} of {len(names)} faces found. Time: {elapsed:.1f} s in all, "
           f"{elapsed / len(names):.2f} s per image; detection + landmarks + crop "
           f"{finding:.3f} s per image, fitting {fitting:.2f} s per face (batches of "
-          f"{FLAGS.batch_size}). Tables in {FLAGS.output}.")
+          f"{batch_size}). Tables in {output}.")
     if FLAGS.write_docs:
         doc_blocks.replace_block(RESULTS_DOC,
                                  "aflw2000_gt_boxes" if FLAGS.use_gt_boxes else "aflw2000",

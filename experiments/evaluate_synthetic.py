@@ -6,6 +6,9 @@ per FitSettings variant.
 
     python -m experiments.evaluate_synthetic [--count=24] [--seed=7]
         [--variants="landmark_sigma=1.0;detail_weight=1.0"]
+
+Shared flags left unset: --count 24 faces, --seed 7 (calibrate_landmarks
+uses 2024).
 """
 import dataclasses
 
@@ -13,6 +16,7 @@ import numpy as np
 from absl import app, flags
 from tqdm import tqdm
 
+from experiments import common_flags
 from mgc.eval import synthetic
 from mgc.eval.aflw2000 import nme
 from mgc.facemodel import CoefficientLayout, load_face_model
@@ -20,9 +24,9 @@ from mgc.fitting import FitSettings, fit_faces
 from mgc.preprocess import invert, transform_points
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("face_model", "ict", "Face model name or file (mgc.facemodel.load_face_model).")
-flags.DEFINE_integer("count", 24, "Random faces.")
-flags.DEFINE_integer("seed", 7, "Random seed of the faces (calibrate_landmarks uses 2024).")
+common_flags.use("face_model", "count", "seed")
+COUNT = 24
+SEED = 7
 flags.DEFINE_string("variants", "", "FitSettings variants to compare with the defaults, "
                     "';'-separated, each 'name=value,name=value'.")
 
@@ -62,12 +66,13 @@ def evaluate(model, faces, prepared, settings):
 def main(argv):
     del argv
     model = load_face_model(FLAGS.face_model)
-    scenes = tqdm(synthetic.detected_scenes(model, FLAGS.count, FLAGS.seed), total=FLAGS.count,
-                  desc="renders")
+    count = common_flags.value_or("count", COUNT)
+    scenes = tqdm(synthetic.detected_scenes(model, count, common_flags.value_or("seed", SEED)),
+                  total=count, desc="renders")
     found = [(face, prepared) for face, prepared in scenes if prepared is not None]
     faces = [face for face, _ in found]
     prepared = [found_face for _, found_face in found]
-    print(f"{len(faces)} of {FLAGS.count} faces found")
+    print(f"{len(faces)} of {count} faces found")
     variants = [""] + [v for v in FLAGS.variants.split(";") if v]
     print("| settings | yaw err | pitch err | roll err | NME fitted | NME dlib raw "
           "| NME dlib mirror-averaged |")

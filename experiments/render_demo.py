@@ -7,23 +7,25 @@ Writes, all top-down (the op's bottom-up rows flipped for viewing):
   face_triangle_ids.png  the visible triangle of every pixel, one colour per id
   face_depth.png         NDC depth of the visible surface, near = bright
   cubes.png              the two unlit cubes of the golden scene E, side by side
+
+--output defaults to out/demo. Pictures already there are kept (a second
+`make demo` leaves them) unless --overwrite.
 """
 import os
 
 import numpy as np
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import app, flags
 
-from experiments import scenes
+from experiments import common_flags, scenes
 from mgc.export import save_image, to_uint8
 from mgc.geometry import look_at, perspective, transform_homogeneous
 from mgc.render import rasterize, rasterize_triangles
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("output", "out/demo", "Folder for the pictures (created if missing).")
-flags.DEFINE_string("data_root", None, "Data root (default: $MGC_DATA or ../shared/data).")
+common_flags.use("output", "data_root", "overwrite")
+OUTPUT = "out/demo"
 flags.DEFINE_integer("size", 448, "Width and height of the face renders in pixels.")
-flags.DEFINE_bool("overwrite", True, "Replace pictures already in --output.")
 
 SKIN = np.array([0.87, 0.70, 0.60], np.float32)
 LIGHT_DIRECTION = np.array([0.3, 0.4, 1.0]) / np.linalg.norm([0.3, 0.4, 1.0])
@@ -74,7 +76,7 @@ def render_cubes(width=640, height=480):
 
 def save(path, image, overwrite):
     if os.path.exists(path) and not overwrite:
-        logging.info("kept existing %s (--nooverwrite)", path)
+        print(f"  {path} exists: kept (--overwrite replaces it)")
         return
     # The op's images are bottom-up; pictures are stored top-down.
     save_image(path, to_uint8(image[::-1]))
@@ -83,13 +85,14 @@ def save(path, image, overwrite):
 
 def main(argv):
     del argv
-    os.makedirs(FLAGS.output, exist_ok=True)
+    output = common_flags.value_or("output", OUTPUT)
+    os.makedirs(output, exist_ok=True)
     pictures, coverage = render_face(FLAGS.size, FLAGS.data_root)
     pictures["cubes.png"] = render_cubes()
     print(f"Rendered the BFM mean face ({100 * coverage:.0f} % of the image) and the cube scene:")
     for name, image in pictures.items():
-        save(os.path.join(FLAGS.output, name), image, FLAGS.overwrite)
-    print(f"Open the PNGs in {os.path.abspath(FLAGS.output)} to look at them.")
+        save(os.path.join(output, name), image, FLAGS.overwrite)
+    print(f"Open the PNGs in {os.path.abspath(output)} to look at them.")
 
 
 if __name__ == "__main__":

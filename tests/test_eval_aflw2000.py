@@ -123,7 +123,7 @@ def test_subset_is_present_and_binned_133_39_28():
 def test_script_smoke_run_on_two_images(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MGC_DATA=paths.data_root())
     command = [sys.executable, "-m", "experiments.evaluate_aflw2000", "--limit=2",
-               "--steps=0.02", f"--output={tmp_path}"]
+               "--steps=12", f"--output={tmp_path}"]  # 1/8/1/2 steps per stage
     done = subprocess.run(command, cwd=paths.REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]

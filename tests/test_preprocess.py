@@ -172,6 +172,20 @@ def test_fallback_prefers_a_confirmed_weak_hog_box_on_a_turned_face(name):
     assert nme(predictor.predict(image, box), truth) < 0.5 * nme(predictor.predict(image, cnn), truth)
 
 
+def test_detector_names_on_a_face_hog_misses():
+    """auto is HOG with the CNN fallback (the default), hog and cnn one
+    detector each."""
+    image = preprocess.load_image(paths.data_file("aflw2000_3d/subset_every10th/image00330.jpg"))
+    auto, = preprocess.prepare_faces(image, landmarks="detect")
+    assert auto.box.detector == "hog+cnn"
+    cnn, = preprocess.prepare_faces(image, landmarks="detect", detector="cnn")
+    assert cnn.box.detector == "cnn"
+    with pytest.raises(preprocess.NoFaceError, match="by the HOG detector in"):
+        preprocess.prepare_faces(image, landmarks="detect", detector="hog")
+    with pytest.raises(ValueError, match="detector must be one of"):
+        preprocess.prepare_faces(image, landmarks="detect", detector="hog+cnn")
+
+
 def test_large_picture_is_detected_at_reduced_size_and_boxes_scaled_back():
     image = preprocess.load_image(paths.data_file(IMAGE_300W))
     assert max(image.shape) > preprocess.detection.DETECTION_MAX_SIDE

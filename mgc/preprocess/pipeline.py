@@ -12,7 +12,7 @@ from mgc.preprocess import landmark_files
 from mgc.preprocess.images import load_image
 
 LANDMARK_MODES = ("auto", "detect", "files")
-DETECTORS = ("hog", "cnn")
+DETECTORS = ("auto", "hog", "cnn")  # what each means: detect_faces
 
 
 class NoFaceError(ValueError):
@@ -48,7 +48,7 @@ class PreparedFace:
     raw_landmarks68: Optional[np.ndarray] = None
 
 
-def prepare_faces(image, image_path=None, landmarks="auto", detector="hog",
+def prepare_faces(image, image_path=None, landmarks="auto", detector="auto",
                   largest_face_only=False, size=alignment.CROP_SIZE, mirror_average=True):
     """Finds the faces of a picture and crops each as MGCNet expects.
 
@@ -59,9 +59,7 @@ def prepare_faces(image, image_path=None, landmarks="auto", detector="hog",
       landmarks: "auto" reads a landmark file beside the picture when there
         is one (see landmark_files.landmark_file_candidates) and detects
         otherwise; "files" requires such a file; "detect" never reads files.
-      detector: "hog" (dlib HOG, falling back to the CNN detector when it
-        finds nothing: detection.detect_with_fallback) or "cnn" (the CNN
-        detector only).
+      detector: one of DETECTORS (see detect_faces).
       largest_face_only: keep only the largest detected face.
       size: side of the crops in pixels.
       mirror_average: average dlib's landmarks with its landmarks of the
@@ -79,8 +77,7 @@ def prepare_faces(image, image_path=None, landmarks="auto", detector="hog",
     """
     if landmarks not in LANDMARK_MODES:
         raise ValueError(f"landmarks must be one of {LANDMARK_MODES}, got {landmarks!r}")
-    if detector not in DETECTORS:
-        raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
+    _check_detector(detector)
     if isinstance(image, (str, os.PathLike)):
         image_path = image_path or image
         image = load_image(image)
@@ -135,17 +132,33 @@ def _face_from_file(image, path, size):
     return _prepared(image, None, lm68, points5, "file", size, path)
 
 
+def detect_faces(image, detector="auto"):
+    """Face boxes of a uint8 RGB picture, largest first (possibly none).
+
+    detector: "auto" (dlib's HOG detector; where it finds nothing, the CNN
+    detector's boxes, or weak HOG boxes the CNN confirms:
+    detection.detect_with_fallback), "hog" (HOG only) or "cnn" (CNN only).
+    """
+    _check_detector(detector)
+    if detector == "auto":
+        return detection.detect_with_fallback(image)
+    return detection.FaceDetector(detector).detect(image)
+
+
+def _check_detector(detector):
+    if detector not in DETECTORS:
+        raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
+
+
+_TRIED = {"auto": "HOG or CNN detector", "hog": "HOG detector", "cnn": "CNN detector"}
+
+
 def _detect(image, detector, image_path):
     """Face boxes, largest first; NoFaceError when there are none."""
-    if detector == "hog":
-        boxes = detection.detect_with_fallback(image)
-        tried = "HOG or CNN detector"
-    else:
-        boxes = detection.FaceDetector("cnn").detect(image)
-        tried = "CNN detector"
+    boxes = detect_faces(image, detector)
     if not boxes:
         where = image_path or "the image"
-        raise NoFaceError(f"no face found by the {tried} in {where} "
+        raise NoFaceError(f"no face found by the {_TRIED[detector]} in {where} "
                           f"({image.shape[1]}x{image.shape[0]} pixels)")
     return boxes
 
