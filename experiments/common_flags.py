@@ -105,3 +105,14 @@ def value_or(name, default):
     """The flag's value, or `default` when it was left at None."""
     value = FLAGS[name].value
     return default if value is None else value
+
+
+def parse(argv):
+    """app.run's flags_parser: a flag error is one `error:` line and exit
+    code 2 (a usage error), where absl's own parser exits with 1."""
+    try:
+        return FLAGS(argv)
+    except flags.Error as error:
+        message = " ".join(str(error).split())
+        sys.stderr.write(f"error: {message}\nPass --help to see the flags.\n")
+        sys.exit(2)

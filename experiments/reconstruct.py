@@ -4,12 +4,18 @@ overlays and one index page.
     python -m experiments.reconstruct --input=photos/ --output=out/faces
     python -m experiments.reconstruct --input='a.jpg,b.png,shots/*.jpg' --output=out/faces \\
         --largest_face_only --steps=160 --batch_size=8
+    python -m experiments.reconstruct --input=@pictures.txt --output=out/faces
 
 --input is a comma-separated list of files, folders (their pictures, not
-recursive) and globs. Folders and globs keep files with a picture extension
-(IMAGE_EXTENSIONS); files named one by one are always tried. Landmarks come
-from a file beside the picture when there is one (<stem>.pts, <stem>.txt,
-detections/<stem>.txt; --landmarks), else dlib finds every face.
+recursive) and globs, or @FILE: a list file with one path per line (commas
+and glob characters are literal there, relative paths are relative to the
+list file). A path that exists is always taken literally (face[1].jpg is that
+file, not a glob). Folders and globs keep entries with a picture extension
+(mgc.preprocess.inputs.IMAGE_EXTENSIONS); files named one by one are always
+tried. Landmarks come from a file beside the picture when there is one
+(<stem>.pts, <stem>.txt, detections/<stem>.txt; --landmarks), else dlib finds
+every face. Defaults of the shared flags here: --output=out/reconstruct,
+--batch_size=4, --steps: FitSettings() as is.
 
 Each picture gets a folder <output>/<stem>/ (stem = file name without its
 extension; a second picture with the same stem gets <stem>_2, ...), laid out
@@ -20,38 +26,57 @@ overlays pasted into the photo. <output>/index.html shows every picture
 beside its results; <output>/failures.csv lists the pictures that failed
 (unreadable, no face, ...) with the reason.
 
-Resuming and overwriting:
+One run at a time per --output: a run holds <output>/reconstruct.lock, and a
+second run into the same folder stops at once, naming the lock and the pid
+of the run that holds it.
+
+Resuming and overwriting (mgc/export/run_folder.py):
   * <stem>/started.json (the source picture) is written first and
-    <stem>/done.json (outputs, timings, settings) last, atomically. A picture
-    whose done.json exists is skipped, so an interrupted run resumes where it
-    stopped; --overwrite redoes it (and removes files of the old result that
-    the new one does not have).
+    <stem>/done.json (outputs, timings, settings, the size and SHA-256 of the
+    picture and of its landmark files) last, atomically. A picture whose
+    done.json matches this run is skipped, so an interrupted run resumes
+    where it stopped. When a done picture was made with other settings
+    (--face_model, --steps, --detector, --landmarks, --largest_face_only,
+    --mirror_average) or its picture or landmark file has changed since, the
+    run stops before any work and names the flag or the file; --overwrite
+    redoes such pictures (and every other done one), removing files of the
+    old result that the new one does not have. A redo that fails withdraws
+    the old result (its done.json), so a picture is never both done and
+    failed.
   * A folder with started.json but no done.json is an interrupted attempt:
     its files are replaced. A folder that is neither ours for this picture
     nor empty is never written into: the picture takes the next free stem.
   * failures.csv keeps failures of earlier runs; a picture that fails again
-    gets its newest reason, one that succeeds leaves the list. index.html
-    is rebuilt from every done.json in --output at the end of each run.
+    gets its newest reason, one that succeeds leaves the list; it is saved
+    after every change. index.html is rebuilt from every done.json in
+    --output at the end of each run. An index.html or failures.csv that this
+    project did not write is never replaced without --overwrite.
 
 --steps sets the total number of optimisation steps, spread over the
 fitting stages (pose, landmarks, appearance, joint) in the proportions of
-FitSettings' defaults; left out, FitSettings() is used as is. Faces are fitted
---batch_size at a time, across pictures (faces with 68 and with 5 landmarks
-in separate batches); a picture is written once all its faces are fitted.
+FitSettings' defaults. Faces are fitted --batch_size at a time, across
+pictures (faces with 68 and with 5 landmarks in separate batches); a picture
+is written once all its faces are fitted.
 
 The end of every run prints the counts and the seconds per picture and per
 face (preprocessing, fitting, writing) and where to look.
+
+Exit codes:
+  0  every picture is done (now or by an earlier run)
+  3  some pictures failed (listed in failures.csv), the others are done
+  1  no picture could be done (all failed)
+  2  a usage or set-up error (bad flags, no inputs, a face model or an
+     output folder that cannot be used, a locked folder, done pictures that
+     no longer match): nothing was fitted
+  130  interrupted (run the same command again to resume)
 """
 import time
 
 _PROCESS_START = time.perf_counter()  # before the imports: TensorFlow's take seconds
 
 import collections  # noqa: E402
-import csv  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
-import glob  # noqa: E402
-import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
@@ -63,176 +88,42 @@ import numpy as np  # noqa: E402
 from absl import app, flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from experiments import common_flags  # noqa: E402
 from mgc import preprocess  # noqa: E402
-from mgc.export import index_page, results  # noqa: E402
-from mgc.facemodel import load_face_model  # noqa: E402
+from mgc.export import index_page, results, run_folder  # noqa: E402
+from mgc.export.run_folder import DONE, FAILURES, STARTED, RunFolderError  # noqa: E402
+from mgc.facemodel import FaceModelError, load_face_model  # noqa: E402
 from mgc.fitting import FitSettings, fit_faces  # noqa: E402
+from mgc.preprocess.inputs import InputError, collect_pictures  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("input", None, "Comma-separated pictures, folders (not recursive) and globs.")
-flags.DEFINE_string("output", "out/reconstruct", "Folder for the results (created if missing).")
-flags.DEFINE_string("face_model", "ict", "Face model: a built-in name (ict = ICT-FaceKit, "
-                    "surrey, bfm_mean) or a face-model file.")
-flags.DEFINE_string("data_root", None, "Data root (default: $MGC_DATA or ../shared/data).")
+common_flags.use("input", "output", "overwrite", "data_root", "face_model", "batch_size",
+                 "detector", "steps")
 flags.DEFINE_string("checkpoint", None, "MGCNet network checkpoint (not available yet: the "
                     "faces are fitted by analysis-by-synthesis).")
-flags.DEFINE_enum("detector", "hog", list(preprocess.pipeline.DETECTORS),
-                  "Face detector: hog (when it finds nothing, the cnn box, or a weak "
-                  "hog box the cnn confirms) or cnn.")
 flags.DEFINE_enum("landmarks", "auto", list(preprocess.pipeline.LANDMARK_MODES),
                   "auto: a landmark file beside the picture if any, else detect; "
                   "detect: always detect; files: require a landmark file.")
 flags.DEFINE_bool("largest_face_only", False, "Reconstruct only the largest face of a picture.")
 flags.DEFINE_bool("mirror_average", True, "Average dlib's landmarks with its landmarks of the "
                   "mirror image (closer to the truth on every tested set; docs/RESULTS.md).")
-flags.DEFINE_integer("steps", None, "Total optimisation steps per face, spread over the "
-                     "fitting stages in the proportions of FitSettings' defaults (default: "
-                     "FitSettings() as is).", lower_bound=0)
-flags.DEFINE_integer("batch_size", 4, "Faces fitted together.", lower_bound=1)
-flags.DEFINE_bool("overwrite", False, "Redo pictures that are already done, replacing their files.")
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm",
-                    ".pgm")
-DONE, STARTED, FAILURES = "done.json", "started.json", "failures.csv"
-_STAGES = ("pose_steps", "landmark_steps", "appearance_steps", "joint_steps")
+DEFAULT_OUTPUT = "out/reconstruct"
+DEFAULT_BATCH_SIZE = 4
+# The settings that shape a picture's results: a done picture is kept only
+# when they are unchanged. Each is set by the flag of the same name.
+SHAPING_SETTINGS = ("face_model", "steps", "detector", "landmarks", "largest_face_only",
+                    "mirror_average")
+EXIT_DONE, EXIT_NONE_DONE, EXIT_SETUP, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
-# --- Inputs and settings ------------------------------------------------------
-
-def _is_picture(path):
-    return os.path.isfile(path) and path.lower().endswith(IMAGE_EXTENSIONS)
-
-
-def collect_inputs(items):
-    """Absolute paths of the pictures named by files, folders and globs, in
-    the given order (folders and globs sorted), each once."""
-    paths = []
-    for item in items:
-        item = os.path.expanduser(item.strip())
-        if not item:
-            continue
-        if glob.has_magic(item):
-            found = [p for p in sorted(glob.glob(item)) if _is_picture(p)]
-            if not found:
-                print(f"warning: no pictures match {item}", file=sys.stderr)
-            paths += found
-        elif os.path.isdir(item):
-            paths += [p for p in (os.path.join(item, n) for n in sorted(os.listdir(item)))
-                      if _is_picture(p)]
-        else:
-            paths.append(item)  # tried even when missing: the failure is reported
-    unique = collections.OrderedDict((os.path.realpath(p), os.path.abspath(p)) for p in paths)
-    return list(unique.values())
+class SetupError(Exception):
+    """The run cannot start; the message says why (exit code 2)."""
 
 
 def fit_settings(total_steps=None):
-    """FitSettings with `total_steps` spread over the stages as the defaults
-    are (largest remainders, so the counts add up exactly); None: defaults."""
-    defaults = FitSettings()
-    if total_steps is None:
-        return defaults
-    weights = np.array([getattr(defaults, stage) for stage in _STAGES], np.float64)
-    exact = weights * total_steps / weights.sum()
-    counts = np.floor(exact).astype(int)
-    for index in np.argsort(-(exact - counts))[:total_steps - counts.sum()]:
-        counts[index] += 1
-    return dataclasses.replace(defaults, **dict(zip(_STAGES, (int(c) for c in counts))))
-
-
-def total_steps(settings):
-    return sum(getattr(settings, stage) for stage in _STAGES)
-
-
-# --- The output folder: markers, stems, failures ------------------------------
-
-def read_json(path):
-    """A JSON file's dict, or None when missing or unreadable (half-written)."""
-    try:
-        with open(path, encoding="utf-8") as stream:
-            data = json.load(stream)
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def write_json(path, data):
-    """Writes JSON through a temporary file and os.replace, so the file is
-    either absent or complete."""
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8", newline="\n") as stream:
-        json.dump(data, stream, indent=1)
-    os.replace(temporary, path)
-
-
-def _folder_owner(folder):
-    """The source picture recorded in a result folder, "" for an empty or
-    missing folder, None for a folder holding files not written by us."""
-    if not os.path.isdir(folder) or not os.listdir(folder):
-        return ""
-    for marker in (DONE, STARTED):
-        data = read_json(os.path.join(folder, marker))
-        if data and data.get("source"):
-            return os.path.realpath(data["source"])
-    return None
-
-
-def assign_stems(paths, output_dir):
-    """A result-folder name per picture: its stem, or stem_2, stem_3, ...
-    when the stem is taken by another picture of this run or by a folder
-    that belongs to another picture (or to no picture of ours)."""
-    used, stems = set(), []
-    for path in paths:
-        base = os.path.splitext(os.path.basename(path))[0] or "image"
-        source = os.path.realpath(path)
-        for number in range(1, len(paths) + 10000):
-            candidate = base if number == 1 else f"{base}_{number}"
-            owner = _folder_owner(os.path.join(output_dir, candidate))
-            if candidate not in used and owner in ("", source):
-                break
-        used.add(candidate)
-        stems.append(candidate)
-    return stems
-
-
-class FailureList:
-    """failures.csv (columns image, reason): earlier runs' rows are kept, a
-    picture appears once with its newest reason, successes are removed."""
-
-    def __init__(self, path):
-        self.path = path
-        self.rows = collections.OrderedDict()
-        if os.path.exists(path):
-            with open(path, newline="", encoding="utf-8") as stream:
-                for row in csv.DictReader(stream):
-                    if row.get("image"):
-                        self.rows[row["image"]] = row.get("reason") or ""
-
-    def add(self, image, reason):
-        self.rows.pop(image, None)
-        self.rows[image] = reason
-
-    def remove(self, image):
-        self.rows.pop(image, None)
-
-    def save(self):
-        if not self.rows and not os.path.exists(self.path):
-            return
-        temporary = self.path + ".tmp"
-        with open(temporary, "w", newline="", encoding="utf-8") as stream:
-            writer = csv.writer(stream)
-            writer.writerow(["image", "reason"])
-            writer.writerows(self.rows.items())
-        os.replace(temporary, self.path)
-
-
-def done_records(output_dir):
-    """Every finished picture's record in output_dir, sorted by folder."""
-    records = []
-    for name in sorted(os.listdir(output_dir)):
-        record = read_json(os.path.join(output_dir, name, DONE))
-        if record:
-            records.append(dict(record, folder=name))
-    return records
+    """FitSettings with `total_steps` spread over the stages; None: defaults."""
+    return FitSettings().with_total_steps(total_steps)
 
 
 # --- One run ------------------------------------------------------------------
@@ -245,6 +136,7 @@ class Job:
     folder: str
     replace: bool                      # files in folder may be replaced
     old_record: Optional[dict] = None  # the done.json being redone (--overwrite)
+    source_file: Optional[dict] = None  # the picture's run_folder.fingerprint
     image: Optional[np.ndarray] = None
     faces: List = dataclasses.field(default_factory=list)
     fits: Dict = dataclasses.field(default_factory=dict)          # face -> (FitResult, b)
@@ -273,15 +165,14 @@ class Reconstruction:
     def __init__(self, output_dir, model, settings, options):
         self.output_dir, self.model, self.settings = output_dir, model, settings
         self.options = options
-        self.failures = FailureList(os.path.join(output_dir, FAILURES))
+        self.failures = run_folder.FailureList(os.path.join(output_dir, FAILURES))
         self.counts = collections.Counter()
         self.seconds = collections.Counter()
         self.pending = []  # prepared jobs whose faces are not all fitted yet
         self.queues = collections.defaultdict(list)  # landmark count -> (job, face, PreparedFace)
         self.bar = None
 
-    def run(self, paths):
-        stems = assign_stems(paths, self.output_dir)
+    def run(self, paths, stems):
         with tqdm(total=len(paths), unit="image", file=sys.stderr, dynamic_ncols=True) as bar:
             self.bar = bar
             for path, stem in zip(paths, stems):
@@ -297,17 +188,20 @@ class Reconstruction:
         self.bar.set_postfix(faces=self.counts["faces"], failed=self.counts["failed"])
         self.bar.update(1)
 
-    def _fail(self, path, reason):
-        self.failures.add(path, reason)
+    def _fail(self, job, reason):
+        if job.old_record is not None:
+            # A failed redo withdraws the old result: never both done and failed.
+            _remove_if_present(os.path.join(job.folder, DONE))
+        self.failures.add(job.path, reason)
         self.counts["failed"] += 1
-        tqdm.write(f"failed: {path}: {reason}", file=sys.stderr)
+        tqdm.write(f"failed: {job.path}: {reason}", file=sys.stderr)
         self._advance()
 
     def _start(self, path, stem):
         """A Job with the picture's faces prepared, or None when the picture
         is skipped (already done) or failed."""
         folder = os.path.join(self.output_dir, stem)
-        old = read_json(os.path.join(folder, DONE))
+        old = run_folder.read_json(os.path.join(folder, DONE))
         if old and not self.options["overwrite"]:
             self.failures.remove(path)
             self.counts["skipped"] += 1
@@ -320,6 +214,7 @@ class Reconstruction:
         start = time.perf_counter()
         try:
             job.image = preprocess.load_image(path)
+            job.source_file = run_folder.fingerprint(path)
             job.faces = preprocess.prepare_faces(
                 job.image, path, landmarks=self.options["landmarks"],
                 detector=self.options["detector"],
@@ -329,7 +224,7 @@ class Reconstruction:
             # Every preparation error fails this picture only; the run goes on.
             if not isinstance(error, (ValueError, OSError)):
                 traceback.print_exc()
-            self._fail(path, failure_reason(error))
+            self._fail(job, failure_reason(error))
             return None
         job.preprocess_seconds = time.perf_counter() - start
         return job
@@ -377,21 +272,21 @@ class Reconstruction:
 
     def _finish(self, job):
         if job.error:
-            self._fail(job.path, job.error)
+            self._fail(job, job.error)
             return
         start = time.perf_counter()
         try:
             record = self._write(job)
         except Exception as error:  # pylint: disable=broad-except
             traceback.print_exc()
-            self._fail(job.path, "writing failed: " + " ".join(str(error).split()))
+            self._fail(job, "writing failed: " + " ".join(str(error).split()))
             return
         write_seconds = time.perf_counter() - start
         fit_seconds = sum(job.fit_seconds.values())
         record["seconds"] = dict(preprocess=job.preprocess_seconds, fit=fit_seconds,
                                  write=write_seconds,
                                  total=job.preprocess_seconds + fit_seconds + write_seconds)
-        write_json(os.path.join(job.folder, DONE), record)  # last: marks the picture done
+        run_folder.write_json(os.path.join(job.folder, DONE), record)  # last: marks it done
         self._remove_stale(job, record)
         self.failures.remove(job.path)
         self.counts["done"] += 1
@@ -404,7 +299,7 @@ class Reconstruction:
         os.makedirs(job.folder, exist_ok=True)
         if job.old_record is not None:
             os.remove(os.path.join(job.folder, DONE))  # unfinished until rewritten
-        write_json(os.path.join(job.folder, STARTED), dict(source=job.path))
+        run_folder.write_json(os.path.join(job.folder, STARTED), dict(source=job.path))
         faces, face_records = [], []
         for index, face in enumerate(job.faces):
             fit, b = job.fits[index]
@@ -417,21 +312,18 @@ class Reconstruction:
                 landmark_source=face.landmark_source,
                 landmark_count=len(results.fit_target_landmarks(face)),
                 landmark_file=face.landmark_file,
+                landmark_fingerprint=(run_folder.fingerprint(face.landmark_file)
+                                      if face.landmark_file else None),
                 box=None if face.box is None else [face.box.left, face.box.top, face.box.right,
                                                    face.box.bottom, face.box.score],
                 fit_seconds=job.fit_seconds[index]))
         files = results.write_image_results(job.folder, job.stem, job.image, faces,
                                             overwrite=job.replace)
-        return dict(source=job.path, stem=job.stem,
+        return dict(source=job.path, source_file=job.source_file, stem=job.stem,
                     image_size=[int(job.image.shape[1]), int(job.image.shape[0])],
                     files=files, faces=face_records,
-                    settings=dict(face_model=self.options["face_model"],
-                                  steps=total_steps(self.settings),
-                                  batch_size=self.options["batch_size"],
-                                  detector=self.options["detector"],
-                                  landmarks=self.options["landmarks"],
-                                  largest_face_only=self.options["largest_face_only"],
-                                  mirror_average=self.options["mirror_average"]),
+                    settings=dict(shaping_settings(self.options, self.settings),
+                                  batch_size=self.options["batch_size"]),
                     finished=datetime.datetime.now().isoformat(timespec="seconds"))
 
     def _remove_stale(self, job, record):
@@ -443,6 +335,19 @@ class Reconstruction:
             path = os.path.join(job.folder, name)
             if os.path.basename(name) == name and os.path.isfile(path):
                 os.remove(path)
+
+
+def _remove_if_present(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+def shaping_settings(options, settings):
+    """This run's SHAPING_SETTINGS, as recorded in done.json."""
+    values = dict(options, steps=settings.total_steps)
+    return {name: values[name] for name in SHAPING_SETTINGS}
 
 
 def _record_files(record):
@@ -469,7 +374,7 @@ def summary_lines(reconstruction, total_inputs, wall_seconds, startup_seconds):
             f"(preprocessing {per_face['preprocess']:.1f}, fitting {per_face['fit']:.1f}, "
             f"writing {per_face['write']:.1f}); per picture "
             f"{seconds['total'] / counts['done']:.1f}; "
-            f"{total_steps(reconstruction.settings)} steps, batch size "
+            f"{reconstruction.settings.total_steps} steps, batch size "
             f"{reconstruction.options['batch_size']}.")
     lines.append(f"Wall clock {wall_seconds:.1f} s ({startup_seconds:.1f} s of start-up: "
                  "TensorFlow, face model).")
@@ -478,49 +383,96 @@ def summary_lines(reconstruction, total_inputs, wall_seconds, startup_seconds):
 
 def main(argv):
     if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}", exitcode=EXIT_SETUP)
+    try:
+        return _run()
+    except (SetupError, RunFolderError, InputError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_SETUP
+
+
+def _run():
+    """The run after flag parsing; raises SetupError before any work."""
     if FLAGS.checkpoint:
-        print(f"error: --checkpoint={FLAGS.checkpoint}: the MGCNet network is not available "
-              "yet; leave --checkpoint out to fit the faces by analysis-by-synthesis.",
-              file=sys.stderr)
-        return 2
+        raise SetupError(f"--checkpoint={FLAGS.checkpoint}: the MGCNet network is not available "
+                         "yet; leave --checkpoint out to fit the faces by analysis-by-synthesis.")
     if not FLAGS.input:
-        print("error: --input is required (pictures, folders or globs, comma-separated).",
-              file=sys.stderr)
-        return 2
-    paths = collect_inputs(FLAGS.input)
+        raise SetupError("--input is required (pictures, folders, globs, comma-separated, "
+                         "or @FILE with one path per line).")
+    paths = collect_pictures(FLAGS.input)
     if not paths:
-        print(f"error: no pictures found in --input={','.join(FLAGS.input)}", file=sys.stderr)
-        return 2
-    os.makedirs(FLAGS.output, exist_ok=True)
-    model = load_face_model(FLAGS.face_model, data_root=FLAGS.data_root)
-    options = dict(batch_size=FLAGS.batch_size, detector=FLAGS.detector,
-                   landmarks=FLAGS.landmarks, largest_face_only=FLAGS.largest_face_only,
+        raise SetupError(f"no pictures found in --input={FLAGS.input}")
+    output = common_flags.value_or("output", DEFAULT_OUTPUT)
+    run_folder.check_output_path(output)
+    model = _face_model()
+    options = dict(batch_size=common_flags.value_or("batch_size", DEFAULT_BATCH_SIZE),
+                   detector=FLAGS.detector, landmarks=FLAGS.landmarks,
+                   largest_face_only=FLAGS.largest_face_only,
                    mirror_average=FLAGS.mirror_average, overwrite=FLAGS.overwrite,
                    face_model=FLAGS.face_model)
-    reconstruction = Reconstruction(FLAGS.output, model, fit_settings(FLAGS.steps), options)
+    settings = fit_settings(FLAGS.steps)
+    run_folder.make_output_folder(output)
+    with run_folder.locked(output):
+        run_folder.check_summary_files(output, FLAGS.overwrite)
+        stems = run_folder.assign_stems(paths, output)
+        if not FLAGS.overwrite:
+            _check_done_pictures(paths, stems, output, shaping_settings(options, settings))
+        reconstruction = Reconstruction(output, model, settings, options)
+        return _reconstruct(reconstruction, paths, stems)
+
+
+def _face_model():
+    try:
+        return load_face_model(FLAGS.face_model, data_root=FLAGS.data_root)
+    except (FaceModelError, OSError, ValueError) as error:
+        raise SetupError(f"--face_model={FLAGS.face_model}: " + " ".join(str(error).split())) \
+            from None
+
+
+def _check_done_pictures(paths, stems, output, settings, shown=10):
+    """Raises SetupError listing the done pictures whose results this run
+    would not make (other settings, changed files)."""
+    flag_names = {name: f"--{name}" for name in SHAPING_SETTINGS}
+    problems = []
+    for path, stem in zip(paths, stems):
+        record = run_folder.read_json(os.path.join(output, stem, DONE))
+        if record:
+            problems += [f"  {os.path.join(output, stem)}: {reason}"
+                         for reason in run_folder.stale_reasons(record, settings, flag_names)]
+    if problems:
+        more = [f"  ... and {len(problems) - shown} more"] if len(problems) > shown else []
+        raise SetupError("done pictures in the output folder do not match this run; pass "
+                         "--overwrite to redo them, or choose another --output:\n"
+                         + "\n".join(problems[:shown] + more))
+
+
+def _reconstruct(reconstruction, paths, stems):
+    """Runs over the pictures, writes the summaries; returns the exit code."""
     startup = time.perf_counter() - _PROCESS_START
     try:
-        reconstruction.run(paths)
+        reconstruction.run(paths, stems)
     except KeyboardInterrupt:
         _write_summaries(reconstruction, "")
         print("Interrupted: run the same command again to resume.")
-        return 130
+        return EXIT_INTERRUPTED
     lines = summary_lines(reconstruction, len(paths), time.perf_counter() - _PROCESS_START,
                           startup)
     index_path = _write_summaries(reconstruction, " ".join(lines))
     print("\n".join(lines + [f"Results: {index_path}"]))
-    return 0
+    counts = reconstruction.counts
+    if not counts["failed"]:
+        return EXIT_DONE
+    return EXIT_SOME_FAILED if counts["done"] + counts["skipped"] else EXIT_NONE_DONE
 
 
 def _write_summaries(reconstruction, summary):
     """failures.csv and index.html; returns the index's path."""
     reconstruction.failures.save()
     output = reconstruction.output_dir
-    return index_page.write_index(output, done_records(output),
+    return index_page.write_index(output, run_folder.done_records(output),
                                   list(reconstruction.failures.rows.items()),
                                   summary=f"Last run: {summary}" if summary else "")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=common_flags.parse)

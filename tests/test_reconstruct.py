@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from mgc import export, paths
-from mgc.export import results
+from mgc.export import results, run_folder
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ASTRONAUT = "demo_images/astronaut_eileen_collins_public_domain.png"
@@ -46,9 +46,19 @@ class Output(str):
         return True
 
 
-def check_ok(process):
-    assert process.returncode == 0, process.stdout + process.stderr
+def check_ok(process, code=0):
+    """The run's stdout after checking its exit code (0: all done, 3: some
+    pictures failed)."""
+    assert process.returncode == code, process.stdout + process.stderr
     return Output(process)
+
+
+def check_setup_error(process, message):
+    """A run refused before any work: exit code 2 and one `error:` line."""
+    assert process.returncode == 2, process.stdout + process.stderr
+    assert "Traceback" not in process.stderr, process.stderr
+    errors = [line for line in process.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and re.search(message, process.stderr), process.stderr
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +81,7 @@ def inputs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def first_run(inputs, tmp_path_factory):
     output = tmp_path_factory.mktemp("first") / "out"
-    stdout = check_ok(reconstruct(f"--input={inputs}", f"--output={output}", STEPS))
+    stdout = check_ok(reconstruct(f"--input={inputs}", f"--output={output}", STEPS), code=3)
     return output, stdout
 
 
@@ -170,14 +180,14 @@ def test_resume_skips_finished_pictures_and_redoes_interrupted_ones(first_run, i
     shutil.copytree(first_run[0], output)
     before = {stem: mtimes(output / stem) for stem in GOOD}
 
-    stdout = check_ok(reconstruct(f"--input={inputs}", f"--output={output}", STEPS))
+    stdout = check_ok(reconstruct(f"--input={inputs}", f"--output={output}", STEPS), code=3)
     assert "0 reconstructed, 2 already done (skipped), 3 failed" in stdout
     assert {stem: mtimes(output / stem) for stem in GOOD} == before
     assert len(read_failures(output)) == 3  # no duplicate rows
 
     # An interrupted run: the picture's done.json was never written.
     os.remove(output / "good" / "done.json")
-    stdout = check_ok(reconstruct(f"--input={inputs}", f"--output={output}", STEPS))
+    stdout = check_ok(reconstruct(f"--input={inputs}", f"--output={output}", STEPS), code=3)
     assert "1 reconstructed, 1 already done (skipped), 3 failed" in stdout
     assert mtimes(output / "two_faces") == before["two_faces"]
     after = mtimes(output / "good")
@@ -190,7 +200,7 @@ def test_overwrite_redoes_everything_and_drops_stale_files(first_run, inputs, tm
     shutil.copytree(first_run[0], output)
     before = mtimes(output / "two_faces")
     stdout = check_ok(reconstruct(f"--input={inputs}", f"--output={output}", STEPS,
-                                  "--overwrite", "--largest_face_only"))
+                                  "--overwrite", "--largest_face_only"), code=3)
     assert "2 reconstructed, 0 already done (skipped), 3 failed" in stdout
     assert "; 2 face(s) reconstructed" in stdout
     record = results_record(output, "two_faces")
@@ -219,5 +229,183 @@ def test_same_stem_in_two_folders_gets_two_result_folders(inputs, tmp_path):
 def test_checkpoint_is_refused_clearly(tmp_path):
     process = reconstruct(f"--input={tmp_path}", f"--output={tmp_path / 'out'}",
                           "--checkpoint=model.ckpt")
-    assert process.returncode == 2
-    assert "network is not available" in process.stderr
+    check_setup_error(process, "network is not available")
+
+
+# --- Exit codes, set-up errors, the lock, stale results, odd names -------------
+
+def test_help_documents_the_exit_codes():
+    process = reconstruct("--help")  # absl's --help exits with 1
+    for line in ("0  every picture is done", "3  some pictures failed",
+                 "1  no picture could be done", "2  a usage or set-up error"):
+        assert line in process.stdout, process.stdout
+
+
+def test_a_lone_missing_picture_exits_1(tmp_path):
+    process = reconstruct(f"--input={tmp_path / 'missing.jpg'}", f"--output={tmp_path / 'out'}")
+    assert process.returncode == 1, process.stdout + process.stderr
+    assert read_failures(tmp_path / "out")[0]["reason"].startswith("unreadable:")
+
+
+@pytest.mark.parametrize("args, message", [
+    ([], r"--input is required"),
+    (["--input=x.jpg", "--seed=3"], r"--seed does not apply to experiments\.reconstruct"),
+    (["--input=x.jpg", "--batch_size=0"], r"--batch_size"),
+    (["--input=x.jpg", "stray"], r"unexpected arguments: stray"),
+])
+def test_usage_errors_exit_2(tmp_path, args, message):
+    process = reconstruct(f"--output={tmp_path / 'out'}", *args)
+    assert process.returncode == 2, process.stdout + process.stderr
+    assert re.search(message, process.stderr), process.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def unwritable_folder(tmp_path):
+    """A folder this process cannot create files in: root ignores modes, and
+    sysfs refuses new files even to root."""
+    if os.geteuid() == 0:
+        return "/sys"
+    folder = tmp_path / "read_only"
+    folder.mkdir(mode=0o555)
+    return str(folder)
+
+
+def truncated_model(tmp_path):
+    path = tmp_path / "truncated.npz"
+    np.savez(path, mean_shape=np.zeros(300, np.float32), triangles=np.zeros((10, 3), np.int32))
+    path.write_bytes(path.read_bytes()[:200])
+    return str(path)
+
+
+@pytest.mark.parametrize("case, message", [
+    ("output_is_a_file", r"--output=.* is a file, not a folder"),
+    ("output_under_a_file", r"--output=.* cannot be created: .* is a file"),
+    ("output_unwritable", r"--output=.* cannot be (written|created)"),
+    ("missing_face_model", r"--face_model=.*missing\.npz.* does not exist"),
+    ("truncated_face_model", r"--face_model=.*truncated\.npz"),
+])
+def test_set_up_errors_are_one_line_before_any_work(case, message, tmp_path):
+    output, face_model = tmp_path / "out", "ict"
+    if case == "output_is_a_file":
+        output.write_text("a file\n")
+    elif case == "output_under_a_file":
+        (tmp_path / "file").write_text("a file\n")
+        output = tmp_path / "file" / "out"
+    elif case == "output_unwritable":
+        output = os.path.join(unwritable_folder(tmp_path), "mgc_out")
+    elif case == "missing_face_model":
+        face_model = str(tmp_path / "missing.npz")
+    else:
+        face_model = truncated_model(tmp_path)
+    process = reconstruct(f"--input={paths.data_file(ASTRONAUT)}", f"--output={output}",
+                          f"--face_model={face_model}", "--steps=0")
+    check_setup_error(process, message)
+    if case.endswith("face_model"):
+        assert not output.exists()  # checked before the folder is made
+
+
+def test_a_locked_output_folder_is_refused_with_the_holders_pid(tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    with run_folder.locked(str(output)):
+        process = reconstruct(f"--input={paths.data_file(ASTRONAUT)}", f"--output={output}",
+                              "--steps=0")
+    check_setup_error(process, rf"is locked by another run \(pid {os.getpid()}, lock file "
+                               rf".*reconstruct\.lock\)")
+    assert sorted(os.listdir(output)) == ["reconstruct.lock"]
+
+
+def test_two_runs_at_once_lose_no_record(inputs, tmp_path):
+    output = tmp_path / "out"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    command = [sys.executable, "-m", "experiments.reconstruct", f"--input={inputs}",
+               f"--output={output}", "--steps=0"]
+    runs = [subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outcomes = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    for run in runs:
+        run.stdout.close()
+        run.stderr.close()
+    codes = sorted(code for code, _ in outcomes)
+    assert codes in ([2, 3], [3, 3]), outcomes  # refused by the lock, or both finished
+    for code, stderr in outcomes:
+        if code == 2:
+            assert "is locked by another run (pid" in stderr, stderr
+    failed = {os.path.basename(row["image"]) for row in read_failures(output)}
+    assert failed == set(FAILED)
+    done = {record["folder"] for record in run_folder.done_records(str(output))}
+    assert done == set(GOOD)
+    for stem in GOOD:
+        assert results_record(output, stem)["source"] == str(inputs / f"{stem}{suffix(stem)}")
+
+
+def suffix(stem):
+    return ".jpg" if stem == "good" else ".png"
+
+
+def test_done_pictures_that_no_longer_match_stop_the_run(tmp_path):
+    pictures, output = tmp_path / "pictures", tmp_path / "out"
+    pictures.mkdir()
+    face = Image.open(paths.data_file(ASTRONAUT)).convert("RGB")
+    face.save(pictures / "face.jpg", quality=90)
+    check_ok(reconstruct(f"--input={pictures}", f"--output={output}", "--steps=0"))
+    before = mtimes(output / "face")
+
+    check_setup_error(reconstruct(f"--input={pictures}", f"--output={output}", "--steps=0",
+                                  "--face_model=bfm_mean"),
+                      r"face: --face_model=ict when it was done, --face_model=bfm_mean now")
+    face.save(pictures / "face.jpg", quality=70)  # the same path, another picture
+    check_setup_error(reconstruct(f"--input={pictures}", f"--output={output}", "--steps=0"),
+                      rf"the picture {re.escape(str(pictures / 'face.jpg'))} changed")
+    assert mtimes(output / "face") == before  # nothing touched
+
+    stdout = check_ok(reconstruct(f"--input={pictures}", f"--output={output}", "--steps=0",
+                                  "--overwrite"))
+    assert "1 reconstructed" in stdout
+    check_ok(reconstruct(f"--input={pictures}", f"--output={output}", "--steps=0"))
+
+
+def test_foreign_index_page_is_not_replaced(tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "index.html").write_text("<html>my notes</html>\n")
+    check_setup_error(reconstruct(f"--input={paths.data_file(ASTRONAUT)}", f"--output={output}",
+                                  "--steps=0"), r"index\.html exists and was not written by mgc")
+    assert (output / "index.html").read_text() == "<html>my notes</html>\n"
+    assert sorted(os.listdir(output)) == ["index.html", "reconstruct.lock"]
+
+
+def test_odd_names_and_a_failed_redo(tmp_path):
+    pictures, output = tmp_path / "pictures", tmp_path / "out"
+    weird = pictures / "weird"
+    weird.mkdir(parents=True)
+    face = Image.open(paths.data_file(ASTRONAUT)).convert("RGB")
+    face.save(pictures / "face,1.jpg", quality=90)
+    face.save(pictures / "face[1].jpg", quality=90)
+    face.save(pictures / "face1.jpg", quality=90)  # what the glob face[1].jpg matches
+    os.symlink(weird / "loop.jpg", weird / "loop.jpg")
+    os.mkfifo(weird / "pipe.png")
+    (pictures / "list.txt").write_text("face,1.jpg\nface[1].jpg\nweird\n")
+    # A run killed while writing its first marker left this behind.
+    (output / "face[1]").mkdir(parents=True)
+    (output / "face[1]" / "started.json.tmp").write_text('{"sour')
+
+    stdout = check_ok(reconstruct(f"--input=@{pictures / 'list.txt'}", f"--output={output}",
+                                  "--steps=0"), code=3)
+    assert "4 picture(s): 2 reconstructed, 0 already done (skipped), 2 failed" in stdout
+    assert results_record(output, "face,1")["source"] == str(pictures / "face,1.jpg")
+    assert results_record(output, "face[1]")["source"] == str(pictures / "face[1].jpg")
+    reasons = {os.path.basename(row["image"]): row["reason"] for row in read_failures(output)}
+    assert "loop of symbolic links" in reasons["loop.jpg"]
+    assert "FIFO" in reasons["pipe.png"]
+
+    # A redo that fails leaves the picture failed, not also done.
+    process = reconstruct(f"--input={pictures / 'face,1.jpg'}", f"--output={output}",
+                          "--steps=0", "--overwrite", "--landmarks=files")
+    assert process.returncode == 1, process.stdout + process.stderr
+    assert not (output / "face,1" / "done.json").exists()
+    assert (output / "face,1" / "face,1.obj").exists()  # its files stay until a redo succeeds
+    reasons = {os.path.basename(row["image"]): row["reason"] for row in read_failures(output)}
+    assert reasons["face,1.jpg"].startswith("landmarks:")
+    done = {record["folder"] for record in run_folder.done_records(str(output))}
+    assert done == {"face[1]"}
