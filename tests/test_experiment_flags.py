@@ -115,7 +115,7 @@ def _run(*args):
 @pytest.mark.parametrize("flag", ["--write_docs", "--input=x"])
 def test_a_shared_flag_the_script_does_not_take_is_refused(flag):
     done = _run("experiments.evaluate_synthetic", flag, "--count=1")
-    assert done.returncode != 0
+    assert done.returncode == 2  # a usage error (common_flags.parse)
     name = flag.split("=")[0]
     assert f"{name} does not apply to experiments.evaluate_synthetic" in done.stderr
 
@@ -127,3 +127,9 @@ def test_help_lists_the_shared_flags_the_script_takes():
         assert name in done.stdout, name
     for name in ("--seed", "--count", "--detector"):
         assert name not in done.stdout, name
+
+
+@pytest.mark.parametrize("stem", SCRIPTS)
+def test_flag_errors_are_usage_errors_in_every_script(stem):
+    """Every script parses with common_flags.parse: exit code 2, one line."""
+    assert "app.run(main, flags_parser=common_flags.parse)" in _source(stem)
