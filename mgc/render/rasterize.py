@@ -4,6 +4,9 @@ interpolation, with the gradient registered.
 Every image returned here is bottom-up (row 0 = NDC y = -1), shaped
 [B, H, W, ...]; face-level code flips it (docs/ARCHITECTURE.md).
 """
+import numbers
+
+import numpy as np
 import tensorflow as tf
 
 from mgc.geometry import transform_homogeneous
@@ -14,10 +17,102 @@ def _invalid(message):
     return tf.errors.InvalidArgumentError(None, None, message)
 
 
+# The op's limit on the values of one output, batch * height * width * 3
+# barycentrics, which its kernels check too: a fixed bound (int32, as its
+# vertex and triangle counts) so that an image too large fails at once, the
+# same on every machine, instead of with ResourceExhausted after allocating.
+MAX_OUTPUT_VALUES = 2**31 - 1
+_INT32 = np.iinfo(np.int32)
+
+
 def _check_image_size(image_width, image_height):
     for name, value in (("image_width", image_width), ("image_height", image_height)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise _invalid(f"{name} must be a positive int, got {value!r}")
+
+
+def _check_output_size(image_width, image_height, batch):
+    """Refuses barycentrics [B, H, W, 3] over MAX_OUTPUT_VALUES before any
+    exist: the batch's when known and positive, else one image's."""
+    values = image_width * image_height * 3
+    size = f"image of {image_width} x {image_height} pixels"
+    if batch:
+        values, size = batch * values, f"{size} x batch {batch}"
+    if values > MAX_OUTPUT_VALUES:
+        raise _invalid(f"{size} has {values} barycentric values, more than the op "
+                       f"supports ({MAX_OUTPUT_VALUES})")
+
+
+def _index_text(index):
+    return ", ".join(str(int(i)) for i in index)
+
+
+def _check_int32_range(values):
+    """values: a numpy integer or object (Python int) array."""
+    outside = (values < _INT32.min) | (values > _INT32.max)
+    if np.any(outside):
+        index = np.argwhere(outside)[0]
+        raise _invalid(f"triangles[{_index_text(index)}] = {values[tuple(index)]} "
+                       f"does not fit in int32")
+
+
+def _check_integer_objects(values):
+    """values: an object array, as Python lists become; bools are refused
+    although Python counts them as ints."""
+    for index, value in np.ndenumerate(values):
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+            raise _invalid(f"triangles must hold integer vertex indices, got "
+                           f"{type(value).__name__} triangles[{_index_text(index)}] = {value!r}")
+
+
+def _host_triangle_indices(triangles):
+    """Numpy arrays, lists and scalars -> int32 tensor, refusing what a cast
+    would change: non-integers, and integers outside int32."""
+    if isinstance(triangles, (np.ndarray, np.generic)):
+        values = np.asarray(triangles)
+    else:  # Keeps Python ints exact, where numpy would pick float64 or wrap.
+        values = np.asarray(triangles, dtype=object)
+    if values.dtype == object:
+        _check_integer_objects(values)
+    elif values.dtype.kind not in "iu":
+        raise _invalid(f"triangles must hold integer vertex indices, got dtype {values.dtype}")
+    if values.dtype != np.int32:
+        _check_int32_range(values)
+    return tf.convert_to_tensor(values.astype(np.int32, copy=False), name="triangles")
+
+
+def _tensor_triangle_indices(triangles):
+    """Integer tensor -> int32 tensor; out-of-range values raise, now when
+    eager, through an Assert op in a graph."""
+    dtype = triangles.dtype
+    if not dtype.is_integer:
+        raise _invalid(f"triangles must hold integer vertex indices, got dtype {dtype.name}")
+    if dtype == tf.int32:
+        return triangles
+    if dtype.min >= _INT32.min and dtype.max <= _INT32.max:
+        return tf.cast(triangles, tf.int32)
+    if tf.executing_eagerly():
+        return _host_triangle_indices(triangles.numpy())
+    outside = triangles > tf.constant(_INT32.max, dtype)
+    if dtype.min < 0:
+        outside |= triangles < tf.constant(_INT32.min, dtype)
+    bad = tf.where(outside)
+    check = tf.debugging.Assert(
+        tf.equal(tf.shape(bad)[0], 0),
+        ["triangles must fit in int32; first offending index and value are", bad[:1],
+         tf.gather_nd(triangles, bad[:1])])
+    with tf.control_dependencies([check]):
+        return tf.cast(triangles, tf.int32)
+
+
+def _triangle_indices(triangles):
+    """triangles as an int32 tensor. A plain cast would wrap 2^32 to 0 and
+    truncate 2.99 to 2, so anything it would change raises
+    InvalidArgumentError instead: non-integer dtypes, and integers outside
+    int32, named by their first index."""
+    if isinstance(triangles, tf.Variable) or tf.is_tensor(triangles):
+        return _tensor_triangle_indices(tf.convert_to_tensor(triangles))
+    return _host_triangle_indices(triangles)
 
 
 def _assert_finite(clip_vertices):
@@ -46,8 +141,10 @@ def rasterize_triangles(clip_vertices, triangles, image_width, image_height,
 
     Args:
       clip_vertices: [B, V, 4] or [V, 4] float32 clip-space (x, y, z, w).
-      triangles: [T, 3] int32 vertex indices, shared by the batch.
-      image_width, image_height: positive ints.
+      triangles: [T, 3] vertex indices, shared by the batch: int32, or any
+        integer type whose values fit in int32.
+      image_width, image_height: positive ints; batch * height * width * 3
+        must be at most MAX_OUTPUT_VALUES.
       validate: check that every vertex is finite (a triangle with a
         non-finite vertex otherwise silently covers nothing).
       name: op name scope.
@@ -60,13 +157,14 @@ def rasterize_triangles(clip_vertices, triangles, image_width, image_height,
       the barycentrics.
 
     Raises:
-      InvalidArgumentError: bad ranks or sizes, out-of-range indices,
-        non-finite vertices (validate=True).
+      InvalidArgumentError: bad ranks or sizes, an image too large for the
+        op, non-integer or out-of-range indices, non-finite vertices
+        (validate=True).
     """
     _check_image_size(image_width, image_height)
     with tf.name_scope(name or "rasterize_triangles"):
         clip_vertices = tf.convert_to_tensor(clip_vertices, tf.float32, name="clip_vertices")
-        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        triangles = _triangle_indices(triangles)
         rank = clip_vertices.shape.rank
         if rank not in (2, 3) or clip_vertices.shape[-1] not in (4, None):
             raise _invalid(
@@ -74,6 +172,8 @@ def rasterize_triangles(clip_vertices, triangles, image_width, image_height,
         if triangles.shape.rank != 2 or triangles.shape[-1] not in (3, None):
             raise _invalid(f"triangles must have shape [T, 3], got {triangles.shape}")
         batched = clip_vertices if rank == 3 else clip_vertices[tf.newaxis]
+        # An unknown batch is checked by the op's kernel.
+        _check_output_size(image_width, image_height, batched.shape[0])
         checks = _assert_finite(batched) if validate else []
         with tf.control_dependencies(checks):
             outputs = load_ops().rasterize_triangles(
@@ -100,13 +200,14 @@ def interpolate(attributes, triangles, barycentrics, triangle_ids):
 
     Args:
       attributes: [B, V, A] per-vertex values.
-      triangles: [T, 3] int32.
+      triangles: [T, 3] integer indices that fit in int32.
       barycentrics: [B, H, W, 3] from rasterize_triangles.
       triangle_ids: [B, H, W] from rasterize_triangles (-1 = empty).
 
     Returns:
       [B, H, W, A]: the interpolated attributes, 0 where empty.
     """
+    triangles = _triangle_indices(triangles)
     corners = tf.gather(triangles, tf.maximum(triangle_ids, 0))  # [B, H, W, 3]
     values = tf.gather(attributes, corners, batch_dims=1)  # [B, H, W, 3, A]
     return tf.reduce_sum(barycentrics[..., tf.newaxis] * values, axis=-2)
@@ -123,7 +224,7 @@ def rasterize(world_vertices, attributes, triangles, camera_matrices,
     Args:
       world_vertices: [B, V, 3] float32 vertices.
       attributes: [B, V, A] float32 per-vertex attributes.
-      triangles: [T, 3] int32.
+      triangles: [T, 3] integer indices that fit in int32.
       camera_matrices: [B, 4, 4] projection @ view matrices (column vectors).
       image_width, image_height: positive ints.
       background_value: [A] value of empty pixels.
@@ -136,7 +237,7 @@ def rasterize(world_vertices, attributes, triangles, camera_matrices,
     """
     with tf.name_scope(name or "rasterize"):
         attributes = tf.convert_to_tensor(attributes, tf.float32, name="attributes")
-        triangles = tf.convert_to_tensor(triangles, tf.int32, name="triangles")
+        triangles = _triangle_indices(triangles)
         if attributes.shape.rank != 3:
             raise _invalid(f"attributes must have shape [B, V, A], got {attributes.shape}")
         clip_vertices = transform_homogeneous(camera_matrices, world_vertices)
