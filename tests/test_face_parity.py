@@ -11,7 +11,7 @@ sizes): vertices 1e-3 mm; normals, albedo, shading, colours 1e-3; landmarks
 1e-3 px (2D) and 1e-3 mm (3D); renders 1e-3 with at most 0.1 % of pixels
 outside; masks and triangle ids at most 0.1 % of pixels different; depth
 1e-2 mm (README §5.5: float32 resolution at 5 m is 5e-4 mm and the
-interpolation order differs).
+interpolation order differs), on the silhouette with at most 0.1 % outside.
 """
 import json
 import os
@@ -113,4 +113,19 @@ def test_gray_geometry_render(oracle, renders):
 def test_front_depth_map(oracle, renders):
     depth, expected = renders[1].depth.numpy(), oracle["test/depth_fore"]
     assert 4000 < expected[expected > 0].mean() < 6000  # millimetres, about 5 m away
-    np.testing.assert_allclose(depth, expected, rtol=0, atol=1e-2)
+    # Inside the face every pixel is within 1e-2 mm. On the silhouette the
+    # triangles are seen edge-on: a vertex difference of 1e-5 mm (float32
+    # rounding in the decoder's matrix products, which varies with the CPU's
+    # instruction set) moves the depth there by a few 1e-2 mm, so there, as for
+    # the renders, at most 0.1 % of the pixels may lie outside.
+    inside = _eroded(expected[..., 0] > 0)
+    np.testing.assert_allclose(depth[inside], expected[inside], rtol=0, atol=1e-2)
+    assert_image_close(depth, expected, atol=1e-2)
+
+
+def _eroded(mask):
+    """Pixels of [B, H, W] mask whose 3x3 neighbourhood is all in the mask."""
+    padded = np.pad(mask, ((0, 0), (1, 1), (1, 1)))
+    height, width = mask.shape[1:]
+    return np.all([padded[:, 1 + dy:1 + dy + height, 1 + dx:1 + dx + width]
+                   for dy in (-1, 0, 1) for dx in (-1, 0, 1)], axis=0)
