@@ -561,3 +561,169 @@ def test_cli_converts_then_refuses_to_overwrite(tmp_path):
     assert "exists" in result.stderr and "--overwrite" in result.stderr
     assert output.read_bytes() == before
     assert FaceModel.load(str(output)).num_vertices == 3448
+
+
+# ------------------------------------------------- unreadable files: one-line errors
+
+def _cut(source, target, fraction=0.5):
+    """A copy of `source` cut off after `fraction` of its bytes."""
+    with open(source, "rb") as stream:
+        data = stream.read()
+    with open(target, "wb") as stream:
+        stream.write(data[:int(len(data) * fraction)])
+    return str(target)
+
+
+def _small_deng_arrays(n=100):
+    return {"meanshape": np.zeros((1, 3 * n)), "meantex": np.zeros((1, 3 * n)),
+            "idBase": np.zeros((3 * n, 80)), "exBase": np.zeros((3 * n, 64)),
+            "texBase": np.zeros((3 * n, 80)), "tri": np.array([[1, 2, 3]]),
+            "keypoints": np.arange(1, 69)[None], "frontmask2_idx": np.arange(1, 11)[:, None],
+            "tri_mask2": np.array([[1, 2, 3]]), "skinmask": np.ones((1, n))}
+
+
+def _load_error(path, format=None, **options):
+    """The FaceModelError of load_face_model; it must be one line naming the file."""
+    with pytest.raises(FaceModelError) as caught:
+        load_face_model(str(path), format, **options)
+    message = str(caught.value)
+    assert "\n" not in message and str(path) in message, message
+    return message
+
+
+@pytest.mark.parametrize("kind", ["mgc", "ict", "surrey", "h5", "mat"])
+@pytest.mark.parametrize("given", [False, True])
+def test_a_cut_off_file_is_named_as_cut_off(tmp_path, kind, given, surrey_model):
+    """load_face_model on a truncated file of each format, with --format given
+    or detected: one FaceModelError line, not zipfile's, h5py's or scipy's."""
+    if kind == "mgc":
+        surrey_model.save(tmp_path / "whole.npz")
+        whole = tmp_path / "whole.npz"
+    elif kind in ("ict", "surrey"):
+        whole = paths.data_file({"ict": "ict_facekit/ict_face_model_light_face9409.npz",
+                                 "surrey": "surrey_face_model/sfm_shape_3448.npz"}[kind])
+    elif kind == "h5":
+        whole = write_h5(tmp_path / "whole.h5", tiny_h5_datasets())
+    else:
+        whole = tmp_path / "whole.mat"
+        scipy.io.savemat(whole, _small_deng_arrays())
+    extension = os.path.splitext(str(whole))[1]
+    cut = _cut(whole, tmp_path / f"cut{extension}")
+    format = {"h5": "mgcnet_h5", "mat": "deng_mat"}.get(kind, kind) if given else None
+    assert "cut off" in _load_error(cut, format)
+
+
+def test_a_corrupt_npz_member_is_named(tmp_path, surrey_model):
+    path = tmp_path / "model.npz"
+    surrey_model.save(path)
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)  # np.savez stores members uncompressed, with CRCs
+    path.write_bytes(bytes(data))
+    assert "corrupt npz" in _load_error(path)
+
+
+@pytest.mark.parametrize("format, expected", [
+    ("ict", "not an ICT-FaceKit npz (an HDF5 file)"),
+    ("surrey", "not a Surrey Face Model npz (an HDF5 file)"),
+    ("mgc", "not an mgc face-model npz (an HDF5 file)"),
+    ("deng_mat", "not a MATLAB file (an HDF5 file)")])
+def test_an_h5_file_given_as_another_format_is_named(tmp_path, format, expected):
+    path = write_h5(tmp_path / "model.h5", tiny_h5_datasets())
+    assert expected in _load_error(path, format)
+
+
+def test_an_npz_or_npy_given_as_another_format_is_named(tmp_path, surrey_model):
+    model = tmp_path / "model.npz"
+    surrey_model.save(model)
+    assert "not an HDF5 file (an npz (zip) file)" in _load_error(model, "mgcnet_h5")
+    assert "key 'neutral' is missing (not an ICT-FaceKit npz?)" in _load_error(model, "ict")
+    array = tmp_path / "array.npy"
+    np.save(array, np.zeros(3))
+    assert "not an mgc face-model npz (a single NumPy array (.npy))" in _load_error(array, "mgc")
+    assert "is a folder" in _load_error(tmp_path)
+
+
+def test_an_npz_of_no_known_format_names_the_keys_it_lacks(tmp_path):
+    path = tmp_path / "other.npz"
+    np.savez(path, vertices=np.zeros((3, 3)))
+    message = _load_error(path)
+    assert "it has keys vertices" in message
+    assert "format_version (mgc); neutral, id_basis, exp_basis (ict)" in message
+
+
+def test_mgc_npz_with_wrong_keys_is_named(tmp_path, surrey_model):
+    surrey_model.save(tmp_path / "model.npz")
+    arrays = dict(np.load(tmp_path / "model.npz"))
+    np.savez(tmp_path / "version.npz", **{**arrays, "format_version": np.array([1, 1])})
+    assert "not an mgc face model (format_version None" in _load_error(tmp_path / "version.npz")
+    np.savez(tmp_path / "text.npz", **{**arrays, "triangles": np.array(["a", "b", "c"])})
+    assert "triangles cannot be read as int32" in _load_error(tmp_path / "text.npz")
+    del arrays["skin_mask"]
+    np.savez(tmp_path / "missing.npz", **arrays)
+    assert "missing key 'skin_mask'" in _load_error(tmp_path / "missing.npz")
+
+
+def test_bfm_mean_without_its_key_names_it(tmp_path):
+    """bfm_mean's npz lacking 'meanshape' (a data root with that file replaced)."""
+    root = tmp_path / "data"
+    (root / "bfm09_topology").mkdir(parents=True)
+    os.symlink(paths.data_file(TOPOLOGY_DIR), root / TOPOLOGY_DIR)
+    np.savez(root / "bfm09_topology" / "bfm09_front_mean.npz", triangles=np.zeros((1, 3)))
+    with pytest.raises(FaceModelError, match=r"bfm09_front_mean.npz: key 'meanshape' is missing"):
+        load_face_model("bfm_mean", data_root=str(root))
+
+
+def test_surrey_with_a_broken_contour_file_names_it(tmp_path):
+    path = tmp_path / "sfm_shape_3448.npz"
+    path.write_bytes(open(paths.data_file("surrey_face_model/sfm_shape_3448.npz"), "rb").read())
+    (tmp_path / "sfm_model_contours.json").write_text('{"model_contour": ')
+    with pytest.raises(FaceModelError, match=r"sfm_model_contours.json: not a readable JSON"):
+        load_face_model(str(path), "surrey")
+
+
+def test_nan_in_an_h5_model_is_an_error(tmp_path):
+    """HDF5 keeps no checksums: damaged numbers show up as NaN."""
+    datasets = tiny_h5_datasets()
+    datasets["color/model/pcaBasis"][5, 2] = np.nan
+    assert "albedo_basis holds NaN" in _load_error(write_h5(tmp_path / "nan.h5", datasets))
+
+
+def test_options_a_format_does_not_take_are_refused():
+    with pytest.raises(FaceModelError, match="bfm_mean format takes no option identity_rank"):
+        load_face_model("bfm_mean", identity_rank=5)
+
+
+def _cli_error(result):
+    """The one `error:` line of a failed conversion; no traceback."""
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, result.stderr[-2000:]
+    return errors[0]
+
+
+@pytest.mark.parametrize("case", ["cut_npz", "h5_as_ict", "h5_as_surrey", "missing_input",
+                                  "output_exists", "output_is_a_folder"])
+def test_cli_errors_are_one_line_and_exit_2(tmp_path, case):
+    h5 = write_h5(tmp_path / "model.h5", tiny_h5_datasets())
+    cut = _cut(paths.data_file("surrey_face_model/sfm_shape_3448.npz"), tmp_path / "cut.npz")
+    output = tmp_path / "out.npz"
+    args, expected = {
+        "cut_npz": ([f"--input={cut}"], "cut.npz: cut off or corrupt npz"),
+        "h5_as_ict": ([f"--input={h5}", "--format=ict"], "not an ICT-FaceKit npz (an HDF5 file)"),
+        "h5_as_surrey": ([f"--input={h5}", "--format=surrey"],
+                         "not a Surrey Face Model npz (an HDF5 file)"),
+        "missing_input": ([f"--input={tmp_path / 'absent.npz'}"], "absent.npz does not exist"),
+        "output_exists": (["--input=surrey"], "out.npz exists; pass --overwrite"),
+        "output_is_a_folder": (["--input=surrey"], "out.npz is a folder"),
+    }[case]
+    if case == "output_exists":
+        output.write_bytes(b"keep")
+    if case == "output_is_a_folder":
+        output.mkdir()
+    line = _cli_error(_cli(*args, f"--output={output}"))
+    assert expected in line, line
+    if case == "output_exists":
+        assert output.read_bytes() == b"keep"
+    assert not [name for name in os.listdir(tmp_path) if "partial" in name]

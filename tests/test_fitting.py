@@ -32,7 +32,7 @@ import pytest
 from mgc import paths
 from mgc.eval import synthetic
 from mgc.eval.aflw2000 import nme
-from mgc.facemodel import CoefficientLayout, default_face_model
+from mgc.facemodel import CoefficientLayout, default_face_model, load_face_model
 from mgc.fitting import FitSettings, fit_faces
 from mgc.preprocess import invert, load_image, prepare_faces, read_landmark_file, transform_points
 
@@ -128,3 +128,46 @@ def test_outline_landmarks_move_only_jaw_points_and_only_closer_to_targets():
     outline_error = np.linalg.norm(outline[:17] - targets, axis=1)
     fixed_error = np.linalg.norm(fixed[:17] - targets, axis=1)
     assert np.all(outline_error[moved] < fixed_error[moved])
+
+
+def test_surrey_model_fits_without_its_missing_landmarks():
+    """The Surrey model lacks 18 of the 68 landmarks (-1): they are left out
+    of the fit (never gathered as vertex -1) and come back as NaN rows."""
+    model = load_face_model("surrey")
+    missing = model.landmarks < 0
+    assert missing.sum() == 18
+    settings = FitSettings(pose_steps=5, landmark_steps=20, appearance_steps=2, joint_steps=2)
+    image = load_image(paths.data_file("demo_images/astronaut_eileen_collins_public_domain.png"))
+    face = prepare_faces(image, landmarks="detect")[0]
+    result = fit_faces(face.crop[np.newaxis], face.crop_landmarks68[np.newaxis], model, settings)
+    for points in (result.landmarks_2d[0], result.silhouette_landmarks_2d[0]):
+        assert np.all(np.isnan(points[missing])) and np.all(np.isfinite(points[~missing]))
+    assert np.all(np.isfinite(result.coefficients)) and result.landmark_error[0] < 3.0
+
+
+def test_five_point_targets_average_only_the_landmarks_a_model_has():
+    from mgc.fitting import landmarks
+    present = np.ones(68, bool)
+    present[36:39] = False  # half of the right eye
+    selection = landmarks.selection_matrix(5, present)
+    np.testing.assert_allclose(selection[0, 39:42], 1.0 / 3)
+    assert np.all(selection[0, 36:39] == 0)
+    present[30] = False  # no nose tip: that target has no model point
+    selection = landmarks.selection_matrix(5, present)
+    assert landmarks.has_model_points(selection).tolist() == [True, True, False, True, True]
+    assert np.all(np.isfinite(landmarks.landmark_weights(selection, 1.0, 5.0)))
+
+
+def test_a_model_with_too_few_landmarks_is_refused_before_fitting():
+    """Fewer than 4 usable landmarks cannot give a pose: FaceModelError names
+    the model (a caller can check before any work) instead of a failed fit."""
+    from mgc.facemodel import FaceModelError
+    from mgc.fitting import check_model_landmarks
+    model = load_face_model("bfm_mean")
+    assert check_model_landmarks(model).all() and check_model_landmarks(model, 5).all()
+    model.landmarks[3:] = -1
+    with pytest.raises(FaceModelError, match="has a point for 3 of the 68 landmark targets"):
+        check_model_landmarks(model)
+    crops = np.zeros((1, 224, 224, 3), np.uint8)
+    with pytest.raises(FaceModelError, match="fitting needs at least 4"):
+        fit_faces(crops, np.zeros((1, 68, 2), np.float32), model)

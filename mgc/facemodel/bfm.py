@@ -14,6 +14,7 @@ after Deng's (MGCNET_REFERENCE.md §2.4, §9 B2). A container that is to
 reproduce MGCNet must use that list, MGCNET_LANDMARKS_BFM, not keypoints - 1.
 """
 import os
+import zlib
 
 import numpy as np
 import scipy.io
@@ -21,7 +22,8 @@ from absl import logging
 
 from mgc import paths
 from mgc.facemodel import loader_utils as lu
-from mgc.facemodel.model import FaceModel, FaceModelError
+from mgc.facemodel.files import mat_cut_off, not_a, one_line, read_npz
+from mgc.facemodel.model import FaceModelError
 
 # MGCNET_REFERENCE.md Appendix A: 0-based into the 35,709-vertex front mesh,
 # iBUG-68 order. Numerically Deng's 1-based `keypoints` (B2).
@@ -57,16 +59,26 @@ def bfm_landmarks(num_vertices, keypoints_1based=None, source=""):
 
 
 def read_mat(path, keys):
-    """The variables `keys` of a MATLAB v5 file; absent ones are left out."""
+    """The variables `keys` of a MATLAB v5 file; absent ones are left out.
+
+    Raises:
+      FileNotFoundError: no such file.
+      FaceModelError: not a MATLAB file, v7.3, cut off or corrupt.
+    """
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist")
+    problem = mat_cut_off(path)  # else a cut-off file reads as one with keys missing
+    if problem:
+        raise FaceModelError(f"{path}: {problem}")
     try:
         return scipy.io.loadmat(path, variable_names=list(keys))
     except NotImplementedError as error:
         raise FaceModelError(f"{path}: MATLAB v7.3 (HDF5) files are not supported; "
-                             f"re-save it with -v7 ({error})") from None
+                             f"re-save it with -v7 ({one_line(error)})") from None
     except ValueError as error:
-        raise FaceModelError(f"{path}: not a MATLAB file ({error})") from None
+        raise not_a(path, "a MATLAB file", error) from None
+    except (OSError, EOFError, zlib.error, TypeError, scipy.io.matlab.MatReadError) as error:
+        raise FaceModelError(f"{path}: corrupt MATLAB file ({one_line(error)})") from None
 
 
 def mat_value(mat, key, source, expected):
@@ -137,7 +149,8 @@ def load_deng_mat(path, identity_rank=80, albedo_rank=80, expression_rank=64):
                         f"[1, {rows}]", size=rows)
     keypoints = lu.vector(mat_value(mat, "keypoints", path, "[1, 68]"), "keypoints", path,
                           "[1, 68]", size=68)
-    return FaceModel(
+    return lu.build_model(
+        path,
         name="BFM 2009 front (Deng BFM_model_front.mat)",
         mean_shape=mean.reshape(n, 3) * MM_PER_DECIMETRE,
         identity_basis=mat_basis(mat, "idBase", path, rows, identity_rank, "identity")
@@ -182,7 +195,10 @@ def read_std_exp(path, columns):
     """The expression standard deviations (`std_exp.txt`), first `columns`."""
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist")
-    std = np.loadtxt(path, dtype=np.float64).reshape(-1)
+    try:
+        std = np.loadtxt(path, dtype=np.float64).reshape(-1)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise FaceModelError(f"{path}: not a text file of numbers ({one_line(error)})") from None
     if std.size < columns:
         raise lu.shape_error(path, "std_exp", std.shape, f"[K] with K >= {columns}")
     return std[:columns]
@@ -282,7 +298,8 @@ def load_bfm2009(morphable_model_mat, exp_pca_bin, std_exp_txt=None, topology_di
     keypoints = info.get("keypoints")
     source = ", ".join(os.path.abspath(p) for p in (morphable_model_mat, exp_pca_bin, std_exp_txt,
                                                     topology_dir))
-    return FaceModel(
+    return lu.build_model(
+        morphable_model_mat,
         name="BFM 2009 front (01_MorphableModel.mat + Exp_Pca.bin, Deng's assembly)",
         mean_shape=np.asarray(bfm["shapeMU"][full_rows], np.float64).reshape(n, 3) / UM_PER_MM,
         identity_basis=scaled_columns(bfm["shapePC"], bfm["shapeEV"], "shapeEV",
@@ -312,14 +329,15 @@ def load_bfm_mean(data_root=None):
     """
     mean_file = paths.data_file(MEAN_FILE, data_root)
     info_file = os.path.join(paths.data_file(TOPOLOGY_DIR, data_root), "facemodel_info.mat")
-    with np.load(mean_file) as data:
-        mean = np.asarray(data["meanshape"], np.float64) * MM_PER_DECIMETRE
+    mean = lu.npz_value(read_npz(mean_file), "meanshape", mean_file, "the BFM front mean npz")
+    mean = lu.vector(mean, "meanshape", mean_file, "[N, 3]", multiple_of=3).reshape(-1, 3)
     n = len(mean)
     info = read_mat(info_file, ("tri", "frontmask2_idx", "tri_mask2", "skinmask"))
     mean_albedo, no_basis = lu.constant_albedo(n)
-    return FaceModel(
+    return lu.build_model(
+        mean_file,
         name="BFM 2009 front mean shape (no bases)",
-        mean_shape=mean,
+        mean_shape=np.asarray(mean, np.float64) * MM_PER_DECIMETRE,
         identity_basis=no_basis,
         expression_basis=no_basis,
         mean_albedo=mean_albedo,

@@ -19,7 +19,8 @@ from absl import logging
 
 from mgc import paths
 from mgc.facemodel import loader_utils as lu
-from mgc.facemodel.model import NUM_LANDMARKS, FaceModel, FaceModelError
+from mgc.facemodel.files import read_npz
+from mgc.facemodel.model import NUM_LANDMARKS
 
 ICT_FILE = os.path.join("ict_facekit", "ict_face_model_light_face9409.npz")
 MM_PER_CM = 10.0
@@ -36,23 +37,33 @@ DLIB_CALIBRATED_LANDMARKS = {27: 977, 28: 4522, 29: 4942, 30: 4857, 31: 4585, 32
                              33: 4920, 34: 5404, 35: 5082}
 # Two uv corners of a vertex further apart than this count as a seam.
 UV_SEAM_TOLERANCE = 1e-6
+WHAT = "an ICT-FaceKit npz"
 
 
 def _npz_array(data, key, path, ndim):
-    if key not in data:
-        raise FaceModelError(f"{path}: '{key}' is missing")
-    array = data[key]
+    array = lu.npz_value(data, key, path, WHAT)
     if array.ndim != ndim:
         raise lu.shape_error(path, key, array.shape, f"{ndim} dimensions")
     return array
 
 
-def _narrow_face(data, triangles, num_vertices):
+def _components(data, key, path, num_vertices):
+    """[K, N, 3] modes of `key` (cm)."""
+    array = _npz_array(data, key, path, 3)
+    if array.shape[1:] != (num_vertices, 3):
+        raise lu.shape_error(path, key, array.shape, f"[K, {num_vertices}, 3]")
+    return array
+
+
+def _narrow_face(data, triangles, num_vertices, path):
     """The narrow face region: vertices [0, K) and the triangles within them
     (re-indexed into that list, which is the identity here). Everything when
     the file does not say."""
-    count = int(data["narrow_face_num_vertices"]) if "narrow_face_num_vertices" in data \
-        else num_vertices
+    key = "narrow_face_num_vertices"
+    count = num_vertices
+    if key in data:
+        count = int(lu.as_indices(lu.vector(data[key], key, path, "[]", size=1), key, path, 0,
+                                  num_vertices + 1)[0])
     inside = np.all(triangles < count, axis=1)
     return np.arange(count, dtype=np.int32), triangles[inside]
 
@@ -101,43 +112,47 @@ def load_ict_facekit(data_root=None, path=None, identity_rank=None, expression_r
       alternative jaw points (right 0-7 then left 9-16), uvs per vertex.
     """
     path = path or paths.data_file(ICT_FILE, data_root)
-    with np.load(path, allow_pickle=False) as data:
-        neutral = _npz_array(data, "neutral", path, 2)
-        n = neutral.shape[0]
-        identity = _npz_array(data, "id_basis", path, 3)
-        expression = _npz_array(data, "exp_basis", path, 3)
-        k_id = lu.clamp_rank(identity_rank, identity.shape[0], "identity", path)
-        k_exp = lu.clamp_rank(expression_rank, expression.shape[0], "expression", path)
-        triangles = _npz_array(data, "triangles", path, 2)
-        uvs = vertex_uvs(triangles, _npz_array(data, "triangles_uv", path, 2),
-                         _npz_array(data, "uv", path, 2), n, path)
-        landmarks = _npz_array(data, "landmarks68", path, 1).copy()
-        if calibrated_landmarks:
-            landmarks[list(DLIB_CALIBRATED_LANDMARKS)] = list(DLIB_CALIBRATED_LANDMARKS.values())
-        contour = np.concatenate([_npz_array(data, "jawline_right_0_7", path, 1),
-                                  _npz_array(data, "jawline_left_9_16", path, 1)])
-        lu.clamp_rank(albedo_rank, 0, "albedo", path)  # no albedo basis: warns if asked for one
-        mean_albedo, albedo_basis = lu.constant_albedo(n)
-        if landmarks.shape != (NUM_LANDMARKS,):
-            raise lu.shape_error(path, "landmarks68", landmarks.shape, f"[{NUM_LANDMARKS}]")
-        front_vertices, front_triangles = _narrow_face(data, triangles, n)
-        skin = np.zeros(n, np.float32)
-        skin[front_vertices] = 1.0
-        model = FaceModel(
-            name="ICT-FaceKit light, face region (no albedo model: constant skin tone)",
-            mean_shape=neutral * MM_PER_CM,
-            identity_basis=lu.components_to_basis(identity[:k_id]) * MM_PER_CM,
-            expression_basis=lu.components_to_basis(expression[:k_exp]) * MM_PER_CM,
-            mean_albedo=mean_albedo,
-            albedo_basis=albedo_basis,
-            triangles=triangles,
-            landmarks=landmarks,
-            contour_landmarks=contour,
-            skin_mask=skin,
-            front_vertices=front_vertices,
-            front_triangles=front_triangles,
-            uvs=uvs,
-            source=os.path.abspath(path))
+    data = read_npz(path, WHAT)
+    neutral = _npz_array(data, "neutral", path, 2)
+    n = neutral.shape[0]
+    identity = _components(data, "id_basis", path, n)
+    expression = _components(data, "exp_basis", path, n)
+    k_id = lu.clamp_rank(identity_rank, identity.shape[0], "identity", path)
+    k_exp = lu.clamp_rank(expression_rank, expression.shape[0], "expression", path)
+    triangles = lu.as_indices(_npz_array(data, "triangles", path, 2), "triangles", path, 0, n)
+    uv = _npz_array(data, "uv", path, 2)
+    triangles_uv = lu.as_indices(_npz_array(data, "triangles_uv", path, 2), "triangles_uv", path,
+                                 0, len(uv))
+    if triangles_uv.shape != triangles.shape:
+        raise lu.shape_error(path, "triangles_uv", triangles_uv.shape, list(triangles.shape))
+    landmarks = _npz_array(data, "landmarks68", path, 1).copy()
+    if landmarks.shape != (NUM_LANDMARKS,):
+        raise lu.shape_error(path, "landmarks68", landmarks.shape, f"[{NUM_LANDMARKS}]")
+    if calibrated_landmarks:
+        landmarks[list(DLIB_CALIBRATED_LANDMARKS)] = list(DLIB_CALIBRATED_LANDMARKS.values())
+    contour = np.concatenate([_npz_array(data, "jawline_right_0_7", path, 1),
+                              _npz_array(data, "jawline_left_9_16", path, 1)])
+    lu.clamp_rank(albedo_rank, 0, "albedo", path)  # no albedo basis: warns if asked for one
+    mean_albedo, albedo_basis = lu.constant_albedo(n)
+    front_vertices, front_triangles = _narrow_face(data, triangles, n, path)
+    skin = np.zeros(n, np.float32)
+    skin[front_vertices] = 1.0
+    model = lu.build_model(
+        path,
+        name="ICT-FaceKit light, face region (no albedo model: constant skin tone)",
+        mean_shape=neutral * MM_PER_CM,
+        identity_basis=lu.components_to_basis(identity[:k_id]) * MM_PER_CM,
+        expression_basis=lu.components_to_basis(expression[:k_exp]) * MM_PER_CM,
+        mean_albedo=mean_albedo,
+        albedo_basis=albedo_basis,
+        triangles=triangles,
+        landmarks=landmarks,
+        contour_landmarks=contour,
+        skin_mask=skin,
+        front_vertices=front_vertices,
+        front_triangles=front_triangles,
+        uvs=vertex_uvs(triangles, triangles_uv, uv, n, path),
+        source=os.path.abspath(path))
     lu.check_bfm_frame(model.mean_shape, model.landmarks, path)
     return model
 

@@ -6,7 +6,7 @@ All arrays follow FaceModel's conventions: per-vertex data [N, 3], bases
 import numpy as np
 from absl import logging
 
-from mgc.facemodel.model import NUM_LANDMARKS, FaceModelError
+from mgc.facemodel.model import NUM_LANDMARKS, FaceModel, FaceModelError
 
 # Constant albedo (linear RGB in [0, 1]) of models that have no albedo basis.
 SKIN_TONE = (0.78, 0.60, 0.52)
@@ -105,6 +105,22 @@ def check_bfm_frame(mean_shape, landmarks, source):
 def no_landmarks():
     """[68] int32 of -1 (no landmark present)."""
     return np.full(NUM_LANDMARKS, -1, np.int32)
+
+
+def build_model(path, **fields):
+    """FaceModel(**fields); its consistency errors name `path`, the file read."""
+    try:
+        return FaceModel(**fields)
+    except FaceModelError as error:
+        raise FaceModelError(f"{path}: {error}") from None
+
+
+def npz_value(data, key, source, what):
+    """data[key] of a read_npz dict; a missing key is named, with what the
+    file should have been (e.g. "an ICT-FaceKit npz")."""
+    if key not in data:
+        raise FaceModelError(f"{source}: key '{key}' is missing (not {what}?)")
+    return data[key]
 
 
 def missing_error(source, key, expected):

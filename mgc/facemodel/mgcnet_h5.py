@@ -23,7 +23,8 @@ from absl import logging
 
 from mgc.facemodel import bfm
 from mgc.facemodel import loader_utils as lu
-from mgc.facemodel.model import NUM_LANDMARKS, FaceModel, FaceModelError
+from mgc.facemodel.files import file_kind, not_a, one_line
+from mgc.facemodel.model import NUM_LANDMARKS, FaceModelError
 
 # |mean[idx_sub] - fore mean| allowed when checking idx_sub, micrometres (the
 # fore group holds copies of the curr rows, so this only absorbs dtype casts).
@@ -132,36 +133,50 @@ def load_mgcnet_h5(path, identity_rank=80, albedo_rank=80, expression_rank=64):
 
     Raises:
       FileNotFoundError: no such file.
-      FaceModelError: not HDF5, or a dataset is missing or badly shaped (the
-        message names the dataset path and the expected shape).
+      FaceModelError: not HDF5, cut off or corrupt, or a dataset is missing
+        or badly shaped (the message names the dataset path and the expected
+        shape).
     """
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path} does not exist")
     try:
         h5 = h5py.File(path, "r")
     except OSError as error:
-        raise FaceModelError(f"{path}: not an HDF5 file ({error})") from None
-    with h5:
-        reader = _Reader(h5, path)
-        mean_um = reader.vector("shape/model/mean", "[3N]", multiple_of=3).reshape(-1, 3)
-        n = mean_um.shape[0]
-        triangles = reader.triangles("shape/representer/tri", n)
-        front_vertices, front_triangles = _fore_region(reader, mean_um, triangles)
-        return FaceModel(
-            name="BFM 2009 (MGCNet h5; the file has no skin mask: all ones)",
-            mean_shape=mean_um / bfm.UM_PER_MM,
-            identity_basis=reader.basis("shape/model", n, identity_rank, "identity")
-            / bfm.UM_PER_MM,
-            expression_basis=reader.basis("expression/model", n, expression_rank, "expression")
-            / bfm.UM_PER_MM,
-            mean_albedo=reader.vector("color/model/mean", f"[{3 * n}]", size=3 * n)
-            .reshape(n, 3) / 255.0,
-            albedo_basis=reader.basis("color/model", n, albedo_rank, "albedo") / 255.0,
-            triangles=triangles,
-            landmarks=_landmarks(reader, n),
-            contour_landmarks=np.zeros(0, np.int32),
-            skin_mask=np.ones(n, np.float32),
-            front_vertices=front_vertices,
-            front_triangles=front_triangles,
-            uvs=reader.vector("color/model/uv", f"[{n}, 2]", size=2 * n).reshape(n, 2),
-            source=os.path.abspath(path))
+        if file_kind(path) == "an HDF5 file":
+            raise FaceModelError(f"{path}: cut off or corrupt HDF5 file ({one_line(error)})") \
+                from None
+        raise not_a(path, "an HDF5 file", error) from None
+    try:
+        with h5:
+            return _read_model(_Reader(h5, path), identity_rank, albedo_rank,
+                               expression_rank)
+    except (OSError, KeyError, RuntimeError) as error:  # h5py's errors on damaged data
+        raise FaceModelError(f"{path}: corrupt HDF5 file ({one_line(error)})") from None
+
+
+def _read_model(reader, identity_rank, albedo_rank, expression_rank):
+    """The FaceModel in an open MGCNet h5 file (load_mgcnet_h5's ranks)."""
+    path = reader.path
+    mean_um = reader.vector("shape/model/mean", "[3N]", multiple_of=3).reshape(-1, 3)
+    n = mean_um.shape[0]
+    triangles = reader.triangles("shape/representer/tri", n)
+    front_vertices, front_triangles = _fore_region(reader, mean_um, triangles)
+    return lu.build_model(
+        path,
+        name="BFM 2009 (MGCNet h5; the file has no skin mask: all ones)",
+        mean_shape=mean_um / bfm.UM_PER_MM,
+        identity_basis=reader.basis("shape/model", n, identity_rank, "identity")
+        / bfm.UM_PER_MM,
+        expression_basis=reader.basis("expression/model", n, expression_rank, "expression")
+        / bfm.UM_PER_MM,
+        mean_albedo=reader.vector("color/model/mean", f"[{3 * n}]", size=3 * n)
+        .reshape(n, 3) / 255.0,
+        albedo_basis=reader.basis("color/model", n, albedo_rank, "albedo") / 255.0,
+        triangles=triangles,
+        landmarks=_landmarks(reader, n),
+        contour_landmarks=np.zeros(0, np.int32),
+        skin_mask=np.ones(n, np.float32),
+        front_vertices=front_vertices,
+        front_triangles=front_triangles,
+        uvs=reader.vector("color/model/uv", f"[{n}, 2]", size=2 * n).reshape(n, 2),
+        source=os.path.abspath(path))

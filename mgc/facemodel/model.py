@@ -17,12 +17,14 @@ from typing import Optional
 
 import numpy as np
 
+from mgc.facemodel.files import FaceModelError, read_npz
+
 FORMAT_VERSION = 1
 NUM_LANDMARKS = 68
-
-
-class FaceModelError(ValueError):
-    """A face-model file or array is missing something or is inconsistent."""
+FLOAT_FIELDS = ("mean_shape", "identity_basis", "expression_basis", "mean_albedo",
+                "albedo_basis", "skin_mask", "uvs")
+INDEX_FIELDS = ("triangles", "landmarks", "contour_landmarks", "front_vertices",
+                "front_triangles")
 
 
 @dataclasses.dataclass
@@ -88,14 +90,21 @@ class FaceModel:
         self.validate()
 
     def _normalise_dtypes(self):
-        for field in ("mean_shape", "identity_basis", "expression_basis", "mean_albedo",
-                      "albedo_basis", "skin_mask"):
-            setattr(self, field, np.ascontiguousarray(getattr(self, field), np.float32))
-        for field in ("triangles", "landmarks", "contour_landmarks", "front_vertices",
-                      "front_triangles"):
-            setattr(self, field, np.ascontiguousarray(getattr(self, field), np.int32))
-        if self.uvs is not None:
-            self.uvs = np.ascontiguousarray(self.uvs, np.float32)
+        for field in FLOAT_FIELDS:
+            self._convert(field, np.float32)
+        for field in INDEX_FIELDS:
+            self._convert(field, np.int32)
+
+    def _convert(self, field, dtype):
+        value = getattr(self, field)
+        if value is None and field == "uvs":
+            return
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # validate() reports non-finite
+                setattr(self, field, np.ascontiguousarray(value, dtype))
+        except (TypeError, ValueError) as error:  # strings, ragged lists, None
+            raise FaceModelError(f"{field} cannot be read as {np.dtype(dtype).name}: "
+                                 f"{' '.join(str(error).split())}") from None
 
     def validate(self):
         """Raises FaceModelError naming the first inconsistent array."""
@@ -133,6 +142,10 @@ class FaceModel:
                 raise FaceModelError(f"{field} holds indices outside [{low}, {n})")
         if self.uvs is not None and self.uvs.shape != (n, 2):
             raise FaceModelError(f"uvs must have shape [{n}, 2], got {list(self.uvs.shape)}")
+        for field in FLOAT_FIELDS:
+            # A damaged file (HDF5 has no checksums) can hold NaN where numbers were.
+            if getattr(self, field) is not None and not np.isfinite(getattr(self, field)).all():
+                raise FaceModelError(f"{field} holds NaN or infinite values")
 
     def save(self, path):
         """Writes the model as an npz (the project's own format)."""
@@ -145,22 +158,27 @@ class FaceModel:
 
     @classmethod
     def load(cls, path):
-        """Reads a model written by save(); errors name the file and the key."""
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"face model {path} does not exist")
-        with np.load(path, allow_pickle=False) as data:
-            version = int(data["format_version"]) if "format_version" in data else None
-            if version != FORMAT_VERSION:
-                raise FaceModelError(f"{path}: not an mgc face model (format_version {version}, "
-                                     f"expected {FORMAT_VERSION}); convert it with "
-                                     "python -m experiments.convert_face_model")
-            values = {}
-            for field in dataclasses.fields(cls):
-                if field.name in data:
-                    value = data[field.name]
-                    values[field.name] = str(value) if field.type is str else value
-                elif field.default is dataclasses.MISSING:
-                    raise FaceModelError(f"{path}: missing key '{field.name}'")
+        """Reads a model written by save().
+
+        Raises:
+          FileNotFoundError: no such file.
+          FaceModelError: naming the file and the problem: not an npz, cut
+            off or corrupt, not an mgc model, a missing key (named) or an
+            inconsistent array.
+        """
+        data = read_npz(path, "an mgc face-model npz")
+        version = _format_version(data.get("format_version"))
+        if version != FORMAT_VERSION:
+            raise FaceModelError(f"{path}: not an mgc face model (format_version {version}, "
+                                 f"expected {FORMAT_VERSION}); convert it with "
+                                 "python -m experiments.convert_face_model")
+        values = {}
+        for field in dataclasses.fields(cls):
+            if field.name in data:
+                value = data[field.name]
+                values[field.name] = str(value) if field.type is str else value
+            elif field.default is dataclasses.MISSING:
+                raise FaceModelError(f"{path}: missing key '{field.name}'")
         try:
             return cls(**values)
         except FaceModelError as error:
@@ -177,3 +195,10 @@ class FaceModel:
         slots = np.arange(len(corners)) - np.repeat(starts, counts)
         ring[corners[order], slots] = owners[order]
         return ring
+
+
+def _format_version(value):
+    """The stored format_version as an int; None when absent or not one integer."""
+    if value is None or value.size != 1 or not np.issubdtype(value.dtype, np.integer):
+        return None
+    return int(value.reshape(-1)[0])

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from mgc import geometry
-from mgc.facemodel import CoefficientLayout, decode_shape
+from mgc.facemodel import CoefficientLayout, FaceModelError, decode_shape
 from mgc.facemodel.coefficients import LIGHTING_SIZE
 from mgc.fitting import landmarks as landmark_lib
 from mgc.fitting.initial_pose import initial_pose_delta
@@ -74,7 +74,9 @@ class FitResult:
     layout: CoefficientLayout
     vertex_albedo: np.ndarray  # [B, N, 3] the albedo used (model's or estimated)
     render: object             # FaceRender at the crop camera
-    landmarks_2d: np.ndarray   # [B, 68, 2] the model's fixed landmark vertices, crop pixels
+    # [B, 68, 2] the model's fixed landmark vertices, crop pixels; NaN rows
+    # where the model has no such landmark (here and below).
+    landmarks_2d: np.ndarray
     # [B, 68, 2] the same with the 17 jaw points on the face's outline, where
     # 2D annotations (300-W, dlib) put them: each is the outline vertex
     # nearest its target (when that is nearer than its own vertex); equal to
@@ -99,7 +101,7 @@ class _Problem:
     def __init__(self, model, batch, num_targets, settings):
         self.model, self.settings = model, settings
         self.layout = CoefficientLayout.for_model(model)
-        selection = landmark_lib.selection_matrix(num_targets)
+        selection = landmark_lib.selection_matrix(num_targets, model.landmarks >= 0)
         self.selection = tf.constant(selection)
         self.landmark_weights = tf.constant(
             landmark_lib.landmark_weights(selection, settings.jaw_weight,
@@ -170,7 +172,10 @@ class _Problem:
         parts = self.layout.split(self.coefficients())
         vertices = decode_shape(self.model, parts["identity"], parts["expression"])
         indices = self.indices if indices is None else indices
-        points = tf.gather(vertices, indices, batch_dims=1)  # [B, 68, 3]
+        # Landmarks the model lacks (-1) read vertex 0 instead: their
+        # selection columns and validity are 0, and NaN here would poison
+        # the selection's sums.
+        points = tf.gather(vertices, tf.maximum(indices, 0), batch_dims=1)  # [B, 68, 3]
         if select:
             points = tf.einsum("pk,bkc->bpc", self.selection, points)
         pose = geometry.absolute_pose(parts["pose"])
@@ -250,11 +255,17 @@ def fit_faces(crops, landmarks, model, settings=FitSettings()):
       landmarks: [B, 68, 2] iBUG landmarks in crop pixels (NaN where
         unknown), or [B, 5, 2] MGCNet's five points (eye centres, nose tip,
         mouth corners).
-      model: a FaceModel; landmarks it lacks (-1) are left out of the loss.
+      model: a FaceModel; landmarks it lacks (-1) are left out of the loss
+        (a five-point target averages those of its group the model has).
       settings: FitSettings.
 
     Returns:
       FitResult.
+
+    Raises:
+      FaceModelError: the model has a point for fewer than 4 of the targets
+        (a pose needs 4).
+      ValueError: bad shapes, or a face with fewer than 4 usable targets.
     """
     crops = _as_float_images(crops)
     landmarks = np.asarray(landmarks, np.float32)
@@ -262,21 +273,33 @@ def fit_faces(crops, landmarks, model, settings=FitSettings()):
         raise ValueError(f"crops must have shape [B, 224, 224, 3], got {crops.shape}")
     if landmarks.shape[0] != crops.shape[0] or landmarks.shape[1:] not in ((68, 2), (5, 2)):
         raise ValueError(f"landmarks must have shape [B, 68, 2] or [B, 5, 2], got {landmarks.shape}")
-    selection = landmark_lib.selection_matrix(landmarks.shape[1])
+    selection = landmark_lib.selection_matrix(landmarks.shape[1], model.landmarks >= 0)
+    usable = check_model_landmarks(model, landmarks.shape[1])
     targets = landmarks.copy()
-    missing = model.landmarks < 0
-    if landmarks.shape[1] == 68:
-        targets[:, missing] = np.nan
-    skin = np.stack([skin_probability(crop, target) if target.shape[0] == 68 else
-                     np.ones(crop.shape[:2], np.float32) for crop, target in zip(crops, targets)])
-    model_points = model.mean_shape[np.maximum(model.landmarks, 0)]
-    model_points[missing] = np.nan
-    model_points = selection @ np.nan_to_num(model_points)
+    targets[:, ~usable] = np.nan
+    # The photo's skin comes from all detected points, whatever the model has.
+    skin = np.stack([skin_probability(crop, points) if points.shape[0] == 68 else
+                     np.ones(crop.shape[:2], np.float32) for crop, points in zip(crops, landmarks)])
+    model_points = selection @ model.mean_shape[np.maximum(model.landmarks, 0)]
+    model_points[~usable] = np.nan
     initial = np.stack([initial_pose_delta(model_points, target) for target in targets])
     problem = _problem(model, len(crops), landmarks.shape[1], settings)
     problem.reset(crops, targets, skin, initial)
     _run(problem, settings, targets)
     return _result(problem, targets)
+
+
+def check_model_landmarks(model, num_targets=68):
+    """Which of `num_targets` (68 or 5) landmark targets the model has a
+    point for, [P] bool; FaceModelError when fewer than 4 (a pose needs 4).
+    Cheap: callers may check a model before any work."""
+    usable = landmark_lib.has_model_points(
+        landmark_lib.selection_matrix(num_targets, model.landmarks >= 0))
+    if usable.sum() < 4:
+        raise FaceModelError(
+            f"face model '{model.name}' has a point for {usable.sum()} of the {num_targets} "
+            "landmark targets; fitting needs at least 4")
+    return usable
 
 
 _PROBLEMS = {}
@@ -313,7 +336,9 @@ def _result(problem, targets):
     if problem.sliders:  # 2-D annotations put the chin on the outline too
         outline = problem.sliders[1].update(problem, targets)
     silhouette, _ = problem.projected_landmarks(select=False, indices=outline)
+    missing = problem.model.landmarks < 0
+    silhouette = np.where(missing[None, :, None], np.nan, silhouette.numpy())
     return FitResult(coefficients=coefficients.numpy(), layout=problem.layout,
                      vertex_albedo=render.albedo.numpy(), render=render,
                      landmarks_2d=render.landmarks_2d.numpy(),
-                     silhouette_landmarks_2d=silhouette.numpy(), landmark_error=mean_error)
+                     silhouette_landmarks_2d=silhouette, landmark_error=mean_error)

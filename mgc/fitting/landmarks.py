@@ -21,25 +21,43 @@ CANDIDATE_RADIUS_MM = 30.0
 SILHOUETTE_NORMAL_Z = 0.3  # |camera-space normal z| below this: on the silhouette
 
 
-def selection_matrix(count):
-    """[count, 68]: target points as averages of the 68 model landmarks."""
+def selection_matrix(count, present=None):
+    """[count, 68]: target points as averages of the 68 model landmarks.
+
+    present: [68] bool, the landmarks the model has (default: all). A
+    target averages only those of its group; one with none is a zero row
+    (the fit leaves it out, see has_model_points).
+    """
     if count == 68:
-        return np.eye(68, dtype=np.float32)
-    if count != 5:
+        groups = [(j,) for j in range(68)]
+    elif count == 5:
+        groups = FIVE_POINT_GROUPS
+    else:
         raise ValueError(f"landmark targets must be 68 or 5 points, got {count}")
-    selection = np.zeros((5, 68), np.float32)
-    for row, group in enumerate(FIVE_POINT_GROUPS):
-        selection[row, list(group)] = 1.0 / len(group)
+    present = np.ones(68, bool) if present is None else np.asarray(present, bool)
+    selection = np.zeros((count, 68), np.float32)
+    for row, group in enumerate(groups):
+        members = [j for j in group if present[j]]
+        if members:
+            selection[row, members] = 1.0 / len(members)
     return selection
+
+
+def has_model_points(selection):
+    """[P] bool: targets the model has a point for (non-zero selection rows)."""
+    return selection.any(axis=1)
 
 
 def landmark_weights(selection, jaw_weight, detail_weight=1.0):
     """Per-target weights [P]: jaw points and MGCNet's detail points (nose,
-    inner lips) weighted apart from the rest."""
+    inner lips) weighted apart from the rest; 0 for targets without a model
+    point."""
     weights = np.ones(68, np.float32)
     weights[JAW] = jaw_weight
     weights[DETAIL] = detail_weight
-    return (selection @ weights / selection.sum(1)).astype(np.float32)
+    totals = selection.sum(1)
+    return np.where(totals > 0, selection @ weights / np.maximum(totals, 1e-12),
+                    0.0).astype(np.float32)
 
 
 def mesh_edges(triangles):
