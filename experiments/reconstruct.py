@@ -93,7 +93,7 @@ from mgc import preprocess  # noqa: E402
 from mgc.export import index_page, results, run_folder  # noqa: E402
 from mgc.export.run_folder import DONE, FAILURES, STARTED, RunFolderError  # noqa: E402
 from mgc.facemodel import FaceModelError, load_face_model  # noqa: E402
-from mgc.fitting import FitSettings, fit_faces  # noqa: E402
+from mgc.fitting import FitSettings, check_model_landmarks, fit_faces  # noqa: E402
 from mgc.preprocess.inputs import InputError, collect_pictures  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -422,8 +422,11 @@ def _run():
 
 
 def _face_model():
+    """The face model, checked to have landmarks enough to fit."""
     try:
-        return load_face_model(FLAGS.face_model, data_root=FLAGS.data_root)
+        model = load_face_model(FLAGS.face_model, data_root=FLAGS.data_root)
+        check_model_landmarks(model)
+        return model
     except (FaceModelError, OSError, ValueError) as error:
         raise SetupError(f"--face_model={FLAGS.face_model}: " + " ".join(str(error).split())) \
             from None
