@@ -17,11 +17,6 @@ def _invalid(message):
     return tf.errors.InvalidArgumentError(None, None, message)
 
 
-# The op's limit on the values of one output, batch * height * width * 3
-# barycentrics, which its kernels check too: a fixed bound (int32, as its
-# vertex and triangle counts) so that an image too large fails at once, the
-# same on every machine, instead of with ResourceExhausted after allocating.
-MAX_OUTPUT_VALUES = 2**31 - 1
 _INT32 = np.iinfo(np.int32)
 
 
@@ -29,18 +24,6 @@ def _check_image_size(image_width, image_height):
     for name, value in (("image_width", image_width), ("image_height", image_height)):
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             raise _invalid(f"{name} must be a positive int, got {value!r}")
-
-
-def _check_output_size(image_width, image_height, batch):
-    """Refuses barycentrics [B, H, W, 3] over MAX_OUTPUT_VALUES before any
-    exist: the batch's when known and positive, else one image's."""
-    values = image_width * image_height * 3
-    size = f"image of {image_width} x {image_height} pixels"
-    if batch:
-        values, size = batch * values, f"{size} x batch {batch}"
-    if values > MAX_OUTPUT_VALUES:
-        raise _invalid(f"{size} has {values} barycentric values, more than the op "
-                       f"supports ({MAX_OUTPUT_VALUES})")
 
 
 def _index_text(index):
@@ -144,7 +127,8 @@ def rasterize_triangles(clip_vertices, triangles, image_width, image_height,
       triangles: [T, 3] vertex indices, shared by the batch: int32, or any
         integer type whose values fit in int32.
       image_width, image_height: positive ints; batch * height * width * 3
-        must be at most MAX_OUTPUT_VALUES.
+        must be at most 2^31 - 1 (the op refuses larger outputs before
+        allocating them).
       validate: check that every vertex is finite (a triangle with a
         non-finite vertex otherwise silently covers nothing).
       name: op name scope.
@@ -172,8 +156,6 @@ def rasterize_triangles(clip_vertices, triangles, image_width, image_height,
         if triangles.shape.rank != 2 or triangles.shape[-1] not in (3, None):
             raise _invalid(f"triangles must have shape [T, 3], got {triangles.shape}")
         batched = clip_vertices if rank == 3 else clip_vertices[tf.newaxis]
-        # An unknown batch is checked by the op's kernel.
-        _check_output_size(image_width, image_height, batched.shape[0])
         checks = _assert_finite(batched) if validate else []
         with tf.control_dependencies(checks):
             outputs = load_ops().rasterize_triangles(

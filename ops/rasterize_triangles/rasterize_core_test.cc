@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -281,6 +282,21 @@ TEST(FindInvalidTriangleIndex, FindsOutOfRangeIndices) {
   EXPECT_EQ(FindInvalidTriangleIndex(too_big.data(), 3, 3), 5);  // first bad
   EXPECT_EQ(FindInvalidTriangleIndex(too_big.data(), 3, 4), 6);
   EXPECT_EQ(FindInvalidTriangleIndex(valid.data(), 2, 0), 0);  // V = 0
+}
+
+TEST(OutputSizeProblem, RefusesOutputsBeyondInt32Values) {
+  EXPECT_EQ(OutputSizeProblem(8, 224, 224), "");
+  EXPECT_EQ(OutputSizeProblem(-1, 26754, 26754), "");  // 2147329548 values
+  EXPECT_EQ(OutputSizeProblem(1, 26755, 26755),
+            "image of 26755 x 26755 pixels x batch 1 has 2147490075 barycentric "
+            "values, more than the op supports (2147483647)");
+  EXPECT_EQ(OutputSizeProblem(0, 65536, 65536),
+            "image of 65536 x 65536 pixels has 12884901888 barycentric values, "
+            "more than the op supports (2147483647)");
+  // Each image fits; the batch does not, and the product does not wrap.
+  EXPECT_NE(OutputSizeProblem(4096, 16384, 16384), "");
+  EXPECT_NE(OutputSizeProblem(INT64_MAX, INT32_MAX, INT32_MAX).find("at least 2^64"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #define MGC_OPS_RASTERIZE_TRIANGLES_RASTERIZE_TRIANGLES_H_
 
 #include <cstdint>
+#include <string>
 
 #include "rasterize_math.h"
 
@@ -25,6 +26,18 @@ struct RasterShape {
 
   MGC_HOST_DEVICE int64_t PixelsPerImage() const { return int64_t{width} * height; }
 };
+
+// The most values one output may hold (barycentrics [B, H, W, 3]): int32,
+// like the vertex and triangle counts. A fixed bound makes an image too large
+// fail before anything is allocated, the same on every machine, rather than
+// with ResourceExhausted; the shape function, the kernels and the Python
+// wrapper (MAX_OUTPUT_VALUES) all apply it.
+constexpr int64_t kMaxOutputValues = INT32_MAX;
+
+// Why barycentrics [batch, height, width, 3] would hold more than
+// kMaxOutputValues values (a message naming the sizes), or "" when they fit.
+// batch <= 0 (unknown or empty) checks one image.
+std::string OutputSizeProblem(int64_t batch, int width, int height);
 
 // Index into `triangles` (flat, 0 .. 3T-1) of the first vertex index outside
 // [0, num_vertices), or -1 when every index is valid.

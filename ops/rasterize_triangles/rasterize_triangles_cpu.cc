@@ -1,6 +1,7 @@
 // CPU implementation of the core (see rasterize_triangles.h). The per-pixel
 // math lives in rasterize_math.h, shared with the CUDA kernels.
 #include <algorithm>
+#include <string>
 
 #include "rasterize_math.h"
 #include "rasterize_triangles.h"
@@ -16,6 +17,21 @@ const float* Vertex(const float* image_vertices, const int32_t* triangle,
 }
 
 }  // namespace
+
+std::string OutputSizeProblem(int64_t batch, int width, int height) {
+  // Exact in uint64: width and height are below 2^31.
+  const uint64_t per_image = static_cast<uint64_t>(width) * static_cast<uint64_t>(height) * 3;
+  uint64_t values = per_image;
+  const bool overflow = batch > 0 && __builtin_mul_overflow(
+                                         static_cast<uint64_t>(batch), per_image, &values);
+  if (!overflow && values <= static_cast<uint64_t>(kMaxOutputValues)) return "";
+  std::string size = "image of " + std::to_string(width) + " x " + std::to_string(height) +
+                     " pixels";
+  if (batch > 0) size += " x batch " + std::to_string(batch);
+  return size + " has " + (overflow ? "at least 2^64" : std::to_string(values)) +
+         " barycentric values, more than the op supports (" +
+         std::to_string(kMaxOutputValues) + ")";
+}
 
 int64_t FindInvalidTriangleIndex(const int32_t* triangles,
                                  int64_t num_triangles, int64_t num_vertices) {

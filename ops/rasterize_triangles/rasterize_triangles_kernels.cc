@@ -12,7 +12,6 @@
 #include "rasterize_triangles.h"
 #include "tensorflow/core/framework/op_kernel.h"
 #include "tensorflow/core/framework/tensor.h"
-#include "tensorflow/core/platform/strcat.h"
 #include "tensorflow/core/platform/threadpool.h"
 
 namespace mgc {
@@ -42,30 +41,12 @@ void ReadImageSize(OpKernelConstruction* context, int* width, int* height) {
                               "got ", *width, " x ", *height));
 }
 
-// The most values one output may hold: int32, like the vertex and triangle
-// counts. A fixed bound makes an image too large fail before anything is
-// allocated, the same on every machine, rather than with ResourceExhausted
-// (the shape function and the Python wrapper apply it too).
-constexpr int64_t kMaxOutputValues = INT32_MAX;
-
-// Checks that the largest output, barycentrics [B, H, W, 3], holds at most
-// kMaxOutputValues values. Even for a batch of 0 one image must fit, as in
-// the shape function, which may not know the batch.
+// Refuses an image too large for the op before anything is allocated. Even
+// for a batch of 0 one image must fit, as in the shape function, which may
+// not know the batch.
 Status CheckOutputSize(const RasterShape& shape) {
-  // Exact in uint64: width and height are below 2^31.
-  const uint64_t per_image = static_cast<uint64_t>(shape.PixelsPerImage()) * 3;
-  uint64_t values = per_image;
-  const bool overflow =
-      shape.batch > 0 && __builtin_mul_overflow(
-                             static_cast<uint64_t>(shape.batch), per_image, &values);
-  if (!overflow && values <= kMaxOutputValues) return Status();
-  const std::string batch =
-      shape.batch > 0 ? ::tensorflow::strings::StrCat(" x batch ", shape.batch) : "";
-  const std::string count = overflow ? "at least 2^64" : std::to_string(values);
-  return InvalidArgument("image of ", shape.width, " x ", shape.height,
-                         " pixels", batch, " has ", count,
-                         " barycentric values, more than the op supports (",
-                         kMaxOutputValues, ")");
+  const std::string problem = OutputSizeProblem(shape.batch, shape.width, shape.height);
+  return problem.empty() ? Status() : InvalidArgument(problem);
 }
 
 // Checks clip_vertices [B, V, 4], triangles [T, 3] and the triangles' vertex

@@ -2,9 +2,9 @@
 // outputs, attributes and static shapes. Kernels: rasterize_triangles_kernels.cc.
 #include <string>
 
+#include "rasterize_triangles.h"
 #include "tensorflow/core/framework/op.h"
 #include "tensorflow/core/framework/shape_inference.h"
-#include "tensorflow/core/platform/strcat.h"
 
 namespace mgc {
 namespace {
@@ -25,29 +25,13 @@ bool MayHaveShape(InferenceContext* c, ShapeHandle shape, int rank,
   return !c->ValueKnown(last) || c->Value(last) == last_dim;
 }
 
-// The kernels' limit on the values of one output (rasterize_triangles_kernels.cc).
-constexpr int64_t kMaxOutputValues = INT32_MAX;
-
-// Checks what is known of the barycentrics' size, [batch, height, width, 3],
-// against kMaxOutputValues: the batch when known and positive, else one image
-// (as the kernels do).
+// Refuses barycentrics [batch, height, width, 3] too large for the kernels:
+// the batch when known, else one image.
 Status CheckOutputSize(InferenceContext* c, DimensionHandle batch, int width,
                        int height) {
-  // Exact in uint64: width and height are below 2^31.
-  const uint64_t per_image = static_cast<uint64_t>(width) * height * 3;
-  const bool batch_known = c->ValueKnown(batch) && c->Value(batch) > 0;
-  uint64_t values = per_image;
-  const bool overflow =
-      batch_known && __builtin_mul_overflow(static_cast<uint64_t>(c->Value(batch)),
-                                            per_image, &values);
-  if (!overflow && values <= kMaxOutputValues) return Status();
-  return InvalidArgument(
-      "image of ", width, " x ", height, " pixels",
-      batch_known ? ::tensorflow::strings::StrCat(" x batch ", c->Value(batch))
-                  : "",
-      " has ", overflow ? "at least 2^64" : std::to_string(values),
-      " barycentric values, more than the op supports (", kMaxOutputValues,
-      ")");
+  const int64_t known_batch = c->ValueKnown(batch) ? c->Value(batch) : -1;
+  const std::string problem = OutputSizeProblem(known_batch, width, height);
+  return problem.empty() ? Status() : InvalidArgument(problem);
 }
 
 // Checks clip_vertices [B, V, 4], triangles [T, 3] and the image size, and
