@@ -1,0 +1,12 @@
+"""mgc.nets: MGCNet's networks (the ResNet-50 encoder, FaceNet identity) as
+tf.Modules whose variables carry the original checkpoint names, and loading
+of original TF1 checkpoints by name.
+
+Import ladder (docs/ARCHITECTURE.md): nets needs only TensorFlow; it sits
+above mgc.paths and imports nothing of geometry, facemodel or render, so
+those never depend on it and later losses/training code can import it.
+"""
+from mgc.nets.checkpoints import CheckpointError, LoadReport, restore_variables
+from mgc.nets.encoder import load_encoder
+
+__all__ = ["CheckpointError", "LoadReport", "load_encoder", "restore_variables"]
