@@ -51,7 +51,9 @@ def parity_checkpoint(oracle):
     """(checkpoint prefix, the 4 input crops), regenerated when stale."""
     expected = input_hashes(json.loads(str(oracle["meta/input_manifest_json"])))
     manifest_path = os.path.join(PARITY_INPUTS, "manifest.json")
-    if not os.path.exists(manifest_path) or input_hashes(json.load(open(manifest_path))) != expected:
+    fresh = os.path.exists(manifest_path) and \
+        input_hashes(json.load(open(manifest_path))) == expected
+    if not fresh:
         subprocess.run([sys.executable, os.path.join(parity_root(), "make_inputs.py"),
                         "--out", PARITY_INPUTS, "--data-root", paths.data_root(), "--skip-h5"],
                        check=True, stdout=subprocess.DEVNULL)
@@ -82,7 +84,8 @@ def test_encoder_matches_original_on_oracle_input(encoder, oracle):
 def test_parity_checkpoint_loads_completely(encoder):
     report = encoder.load_report
     assert (report.unused, report.missing, report.mismatched) == ([], [], [])
-    assert sum(v.shape.num_elements() for v in encoder.variables_by_name.values()) == 24_008_065  # spec §4.1: about 24.0 M
+    count = sum(v.shape.num_elements() for v in encoder.variables_by_name.values())
+    assert count == 24_008_065  # spec §4.1: about 24.0 M
 
 
 def save_checkpoint(prefix, arrays):
@@ -129,6 +132,15 @@ def test_wrong_shape_names_file_variable_and_shapes(tmp_path):
     with pytest.raises(CheckpointError, match=r"bad_shape.*'resnet_v1_50/logits/weights'.*"
                                               r"\[1, 1, 2048, 256\].*\[1, 1, 2048, 257\]"):
         load_encoder(prefix)
+
+
+def test_wrong_dtype_names_variable(tmp_path):
+    prefix = save_checkpoint(tmp_path / "ints",
+                             {"resnet_v1_50/conv1/biases": np.zeros(64, np.int32)})
+    named = {"resnet_v1_50/conv1/biases": tf.Variable(tf.zeros([64]))}
+    with pytest.raises(CheckpointError,
+                       match=r"ints: variable 'resnet_v1_50/conv1/biases' is int32.*float32"):
+        restore_variables(named, prefix, "resnet_v1_50")
 
 
 def test_report_lists_unused_missing_and_mismatched(tmp_path):

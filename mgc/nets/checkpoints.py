@@ -54,7 +54,8 @@ def open_checkpoint(checkpoint_path):
     try:
         return tf.train.load_checkpoint(path)
     except (tf.errors.OpError, ValueError, OSError) as error:
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({_first_line(error)})") from None
+        reason = _first_line(error)
+        raise CheckpointError(f"{path}: cannot read the checkpoint ({reason})") from None
 
 
 def _in_scopes(name, scopes):
@@ -75,12 +76,16 @@ def _compare(named_variables, shapes, dtypes):
     return missing, mismatched
 
 
-def _raise_first(path, missing, mismatched):
+def _raise_first(path, missing, mismatched, dtypes, named_variables):
     more = len(missing) + len(mismatched) - 1
     tail = f" (and {more} more problem{'s' if more > 1 else ''})" if more > 0 else ""
     if missing:
         raise CheckpointError(f"{path}: the checkpoint lacks variable '{missing[0]}'{tail}")
     name, have, want = mismatched[0]
+    if have == want:
+        expected = named_variables[name].dtype.base_dtype.name
+        raise CheckpointError(f"{path}: variable '{name}' is {dtypes[name].name} in the "
+                              f"checkpoint, the network expects {expected}{tail}")
     raise CheckpointError(f"{path}: variable '{name}' has shape {list(have)} in the checkpoint, "
                           f"the network expects {list(want)}{tail}")
 
@@ -102,7 +107,7 @@ def restore_variables(named_variables, checkpoint_path, scopes, required=True):
     dtypes = reader.get_variable_to_dtype_map()
     missing, mismatched = _compare(named_variables, shapes, dtypes)
     if required and (missing or mismatched):
-        _raise_first(path, missing, mismatched)
+        _raise_first(path, missing, mismatched, dtypes, named_variables)
     skip = set(missing) | {name for name, _, _ in mismatched}
     for name, variable in named_variables.items():
         if name not in skip:
@@ -115,4 +120,5 @@ def _read(reader, path, name):
     try:
         return np.asarray(reader.get_tensor(name))
     except (tf.errors.OpError, ValueError) as error:   # a cut-off data file
-        raise CheckpointError(f"{path}: cannot read variable '{name}' ({_first_line(error)})") from None
+        reason = _first_line(error)
+        raise CheckpointError(f"{path}: cannot read variable '{name}' ({reason})") from None
