@@ -8,5 +8,7 @@ those never depend on it and later losses/training code can import it.
 """
 from mgc.nets.checkpoints import CheckpointError, LoadReport, restore_variables
 from mgc.nets.encoder import load_encoder
+from mgc.nets.identity import IdentityNetwork, load_identity_network
 
-__all__ = ["CheckpointError", "LoadReport", "load_encoder", "restore_variables"]
+__all__ = ["CheckpointError", "IdentityNetwork", "LoadReport", "load_encoder",
+           "load_identity_network", "restore_variables"]
