@@ -13,53 +13,23 @@ outside; masks and triangle ids at most 0.1 % of pixels different; depth
 1e-2 mm (README §5.5: float32 resolution at 5 m is 5e-4 mm and the
 interpolation order differs), on the silhouette with at most 0.1 % outside.
 """
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
-from mgc import paths
+import parity_inputs
 from mgc.facemodel import load_mgcnet_h5
 from mgc.render import render_face
 from mgc.render.face import render_gray
 
-PARITY_INPUTS = os.path.join(paths.REPO_ROOT, "build", "parity_inputs")
-H5_NAME = "bfm09_synth_presplit.h5"
-
-
-def parity_root():
-    root = os.environ.get("MGC_PARITY") or os.path.join(paths.data_root(), "..", "parity")
-    return os.path.abspath(root)
-
 
 @pytest.fixture(scope="module")
 def oracle():
-    path = os.path.join(parity_root(), "expected_outputs_images01.npz")
-    if not os.path.exists(path):
-        pytest.fail(f"{path} is missing: the parity oracle lives in shared/parity (or $MGC_PARITY)")
-    return dict(np.load(path))
-
-
-def h5_hashes(manifest):
-    return {k: v for k, v in manifest["arrays"].items() if k.startswith("h5:")}
+    return parity_inputs.load_oracle()
 
 
 @pytest.fixture(scope="module")
 def model(oracle):
-    expected = h5_hashes(json.loads(str(oracle["meta/input_manifest_json"])))
-    manifest_path = os.path.join(PARITY_INPUTS, "manifest.json")
-    h5_path = os.path.join(PARITY_INPUTS, H5_NAME)
-    fresh = os.path.exists(h5_path) and os.path.exists(manifest_path)
-    if not fresh or h5_hashes(json.load(open(manifest_path))) != expected:
-        subprocess.run([sys.executable, os.path.join(parity_root(), "make_inputs.py"),
-                        "--out", PARITY_INPUTS, "--data-root", paths.data_root(), "--skip-ckpt"],
-                       check=True, stdout=subprocess.DEVNULL)
-        assert h5_hashes(json.load(open(manifest_path))) == expected, \
-            "the regenerated h5 differs from the one the oracle was computed from"
-    return load_mgcnet_h5(h5_path)
+    return load_mgcnet_h5(parity_inputs.synthetic_h5(oracle))
 
 
 @pytest.fixture(scope="module")

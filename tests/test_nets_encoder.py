@@ -11,56 +11,23 @@ machine (oneDNN on): batch 4 max |diff| 7.6e-6 (tz delta, 19.3 mm: 4 ulps);
 batch 2 1.7e-5 on tz, 5.2e-6 elsewhere. The original's own batch-4-vs-1 noise
 is 1.4e-5 (parity README §7), so batch 2 is held to 1e-5 + 1e-6 relative.
 """
-import json
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from mgc import paths
+import parity_inputs
 from mgc.nets import CheckpointError, LoadReport, load_encoder, restore_variables
 from mgc.nets.encoder import images_to_unit, variable_shapes
 
-PARITY_INPUTS = os.path.join(paths.REPO_ROOT, "build", "parity_inputs_encoder")
-CKPT = os.path.join(PARITY_INPUTS, "ckpt", "model-400000")
-
-
-def parity_root():
-    root = os.environ.get("MGC_PARITY") or os.path.join(paths.data_root(), "..", "parity")
-    return os.path.abspath(root)
-
-
 @pytest.fixture(scope="module")
 def oracle():
-    path = os.path.join(parity_root(), "expected_outputs_images01.npz")
-    if not os.path.exists(path):
-        pytest.fail(f"{path} is missing: the parity oracle lives in shared/parity (or $MGC_PARITY)")
-    return dict(np.load(path))
-
-
-def input_hashes(manifest):
-    return {k: v for k, v in manifest["arrays"].items()
-            if k.startswith("ckpt:resnet_v1_50/") or k == "inputs:input_uint8"}
+    return parity_inputs.load_oracle()
 
 
 @pytest.fixture(scope="module")
 def parity_checkpoint(oracle):
-    """(checkpoint prefix, the 4 input crops), regenerated when stale."""
-    expected = input_hashes(json.loads(str(oracle["meta/input_manifest_json"])))
-    manifest_path = os.path.join(PARITY_INPUTS, "manifest.json")
-    fresh = os.path.exists(manifest_path) and \
-        input_hashes(json.load(open(manifest_path))) == expected
-    if not fresh:
-        subprocess.run([sys.executable, os.path.join(parity_root(), "make_inputs.py"),
-                        "--out", PARITY_INPUTS, "--data-root", paths.data_root(), "--skip-h5"],
-                       check=True, stdout=subprocess.DEVNULL)
-        assert input_hashes(json.load(open(manifest_path))) == expected, \
-            "the regenerated checkpoint differs from the one the oracle was computed from"
-    crops = np.load(os.path.join(PARITY_INPUTS, "inputs.npz"))["input_uint8"]
-    return CKPT, crops
+    """(checkpoint prefix, the 4 input crops)."""
+    return parity_inputs.encoder_checkpoint(oracle)
 
 
 @pytest.fixture(scope="module")

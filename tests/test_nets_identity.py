@@ -8,15 +8,13 @@ manifest. The oracle's images, composites and landmarks are fed as they are
 (README §5.1: feed train_input/* rather than our own decode).
 Tolerance 1e-3 on the embeddings (README §5.5).
 """
-import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import parity_inputs
 from mgc import paths
 from mgc.nets.checkpoints import CheckpointError
 from mgc.nets.facenet import InceptionResnetV1
@@ -24,48 +22,17 @@ from mgc.nets.identity import load_identity_network
 from mgc.nets.identity_input import (align_for_facenet, facenet_scaling, facenet_template,
                                      reflect_pad, similarity_horn, warp_bilinear)
 
-PARITY_INPUTS = os.path.join(paths.REPO_ROOT, "build", "parity_inputs_facenet")
-CKPT = os.path.join(PARITY_INPUTS, "ckpt", "model-400000")
 SPEC_TSV = os.path.join(paths.data_root(), "..", "spec", "mgcnet_checkpoint_variables.tsv")
-
-
-def parity_root():
-    root = os.environ.get("MGC_PARITY") or os.path.join(paths.data_root(), "..", "parity")
-    return os.path.abspath(root)
 
 
 @pytest.fixture(scope="module")
 def oracle():
-    path = os.path.join(parity_root(), "expected_outputs_images01.npz")
-    if not os.path.exists(path):
-        pytest.fail(f"{path} is missing: the parity oracle lives in shared/parity (or $MGC_PARITY)")
-    return dict(np.load(path))
-
-
-def _facenet_hashes(manifest):
-    # make_inputs' manifest nests the hashes under "arrays"; the oracle's
-    # FaceNet manifest is the flat dict of those entries.
-    arrays = manifest.get("arrays", manifest)
-    return {k: v for k, v in arrays.items() if k.startswith("ckpt:InceptionResnetV1/")}
-
-
-def _cached_hashes():
-    manifest_path = os.path.join(PARITY_INPUTS, "manifest.json")
-    if not (os.path.exists(manifest_path) and os.path.exists(CKPT + ".index")):
-        return None
-    return _facenet_hashes(json.load(open(manifest_path)))
+    return parity_inputs.load_oracle()
 
 
 @pytest.fixture(scope="module")
 def network(oracle):
-    expected = _facenet_hashes(json.loads(str(oracle["meta/input_manifest_facenet_json"])))
-    if _cached_hashes() != expected:
-        subprocess.run([sys.executable, os.path.join(parity_root(), "make_inputs.py"),
-                        "--out", PARITY_INPUTS, "--data-root", paths.data_root(),
-                        "--facenet", "--tuple", "shared"], check=True, stdout=subprocess.DEVNULL)
-        assert _cached_hashes() == expected, \
-            "the regenerated FaceNet weights differ from those the oracle was computed from"
-    return load_identity_network(CKPT)
+    return load_identity_network(parity_inputs.facenet_checkpoint(oracle))
 
 
 def _views(oracle):
