@@ -5,6 +5,8 @@ overlays and one index page.
     python -m experiments.reconstruct --input='a.jpg,b.png,shots/*.jpg' --output=out/faces \\
         --largest_face_only --steps=160 --batch_size=8
     python -m experiments.reconstruct --input=@pictures.txt --output=out/faces
+    python -m experiments.reconstruct --input=photos/ --output=out/net \\
+        --checkpoint=ckpt/model-400000 --face_model=bfm09_trim_exp_uv_presplit.h5
 
 --input is a comma-separated list of files, folders (their pictures, not
 recursive) and globs, or @FILE: a list file with one path per line (commas
@@ -21,7 +23,8 @@ Each picture gets a folder <output>/<stem>/ (stem = file name without its
 extension; a second picture with the same stem gets <stem>_2, ...), laid out
 as mgc/export/results.py describes: per face the OBJ, PLY, coefficients npz,
 MGCNet's _cam/_lm2d/_lm3d text files, <stem>_lm68.txt (68 landmarks in the
-photo's pixels), crop overlays and a multi-pose strip; per picture the
+photo's pixels), the depth map (16-bit PNG in mm and a coloured preview),
+crop overlays and a multi-pose strip; per picture the
 overlays pasted into the photo. <output>/index.html shows every picture
 beside its results; <output>/failures.csv lists the pictures that failed
 (unreadable, no face, ...) with the reason.
@@ -36,8 +39,8 @@ Resuming and overwriting (mgc/export/run_folder.py):
     picture and of its landmark files) last, atomically. A picture whose
     done.json matches this run is skipped, so an interrupted run resumes
     where it stopped. When a done picture was made with other settings
-    (--face_model, --steps, --detector, --landmarks, --largest_face_only,
-    --mirror_average) or its picture or landmark file has changed since, the
+    (--face_model, --checkpoint, --steps, --refine_steps, --detector,
+    --landmarks, --largest_face_only, --mirror_average) or its picture or landmark file has changed since, the
     run stops before any work and names the flag or the file; --overwrite
     redoes such pictures (and every other done one), removing files of the
     old result that the new one does not have. A redo that fails withdraws
@@ -52,6 +55,14 @@ Resuming and overwriting (mgc/export/run_folder.py):
     --output at the end of each run. An index.html or failures.csv that this
     project did not write is never replaced without --overwrite.
 
+The faces are fitted by analysis-by-synthesis (mgc.fitting), or with
+--checkpoint=PREFIX predicted by MGCNet's network (mgc.nets.load_encoder: an
+original TF1 checkpoint, or one this project's training writes), --batch_size
+crops at a time, decoded with --face_model, which must have MGCNet's 257
+coefficients (its h5, or a model converted with that layout);
+--refine_steps=N then continues with the fitter from the network's answer.
+Both paths write the same files.
+
 --steps sets the total number of optimisation steps, spread over the
 fitting stages (pose, landmarks, appearance, joint) in the proportions of
 FitSettings' defaults. Faces are fitted --batch_size at a time, across
@@ -65,9 +76,9 @@ Exit codes:
   0  every picture is done (now or by an earlier run)
   3  some pictures failed (listed in failures.csv), the others are done
   1  no picture could be done (all failed)
-  2  a usage or set-up error (bad flags, no inputs, a face model or an
-     output folder that cannot be used, a locked folder, done pictures that
-     no longer match): nothing was fitted
+  2  a usage or set-up error (bad flags, no inputs, a face model, a
+     checkpoint or an output folder that cannot be used, a locked folder,
+     done pictures that no longer match): nothing was reconstructed
   130  interrupted (run the same command again to resume)
 """
 import time
@@ -92,15 +103,21 @@ from experiments import common_flags  # noqa: E402
 from mgc import preprocess  # noqa: E402
 from mgc.export import index_page, results, run_folder  # noqa: E402
 from mgc.export.run_folder import DONE, FAILURES, STARTED, RunFolderError  # noqa: E402
-from mgc.facemodel import FaceModelError, load_face_model  # noqa: E402
+from mgc.facemodel import MGCNET_LAYOUT, CoefficientLayout, FaceModelError, load_face_model  # noqa: E402,E501
 from mgc.fitting import FitSettings, check_model_landmarks, fit_faces  # noqa: E402
+from mgc.nets import CheckpointError, load_encoder  # noqa: E402
+from mgc.nets.encoder import images_to_unit  # noqa: E402
 from mgc.preprocess.inputs import InputError, collect_pictures  # noqa: E402
 
 FLAGS = flags.FLAGS
 common_flags.use("input", "output", "overwrite", "data_root", "face_model", "batch_size",
                  "detector", "steps")
-flags.DEFINE_string("checkpoint", None, "MGCNet network checkpoint (not available yet: the "
-                    "faces are fitted by analysis-by-synthesis).")
+flags.DEFINE_string("checkpoint", None, "An MGCNet checkpoint prefix (e.g. ckpt/model-400000): "
+                    "the network predicts the coefficients instead of the fit; needs a "
+                    "--face_model with MGCNet's 257 coefficients (its h5).")
+flags.DEFINE_integer("refine_steps", 0, "With --checkpoint: fitting steps after the network, "
+                     "started from its coefficients and spread over the stages as --steps "
+                     "is (0: the network's answer as is).", lower_bound=0)
 flags.DEFINE_enum("landmarks", "auto", list(preprocess.pipeline.LANDMARK_MODES),
                   "auto: a landmark file beside the picture if any, else detect; "
                   "detect: always detect; files: require a landmark file.")
@@ -112,8 +129,8 @@ DEFAULT_OUTPUT = "out/reconstruct"
 DEFAULT_BATCH_SIZE = 4
 # The settings that shape a picture's results: a done picture is kept only
 # when they are unchanged. Each is set by the flag of the same name.
-SHAPING_SETTINGS = ("face_model", "steps", "detector", "landmarks", "largest_face_only",
-                    "mirror_average")
+SHAPING_SETTINGS = ("face_model", "checkpoint", "steps", "refine_steps", "detector", "landmarks",
+                    "largest_face_only", "mirror_average")
 EXIT_DONE, EXIT_NONE_DONE, EXIT_SETUP, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -162,9 +179,9 @@ class Reconstruction:
     """The loop over the pictures: preparing, fitting in batches, writing,
     and the counts and timings of the run."""
 
-    def __init__(self, output_dir, model, settings, options):
+    def __init__(self, output_dir, model, settings, options, encoder=None):
         self.output_dir, self.model, self.settings = output_dir, model, settings
-        self.options = options
+        self.options, self.encoder = options, encoder
         self.failures = run_folder.FailureList(os.path.join(output_dir, FAILURES))
         self.counts = collections.Counter()
         self.seconds = collections.Counter()
@@ -249,7 +266,8 @@ class Reconstruction:
         targets = np.stack([results.fit_target_landmarks(face) for _, _, face in entries])
         start = time.perf_counter()
         try:
-            fit = fit_faces(crops, targets, self.model, self.settings)
+            initial = None if self.encoder is None else self.encoder(images_to_unit(crops))
+            fit = fit_faces(crops, targets, self.model, self.settings, initial_coefficients=initial)
         except Exception as error:  # pylint: disable=broad-except
             traceback.print_exc()
             for job, _, _ in entries:
@@ -346,7 +364,9 @@ def _remove_if_present(path):
 
 def shaping_settings(options, settings):
     """This run's SHAPING_SETTINGS, as recorded in done.json."""
-    values = dict(options, steps=settings.total_steps)
+    network = options["checkpoint"] is not None
+    values = dict(options, steps=None if network else settings.total_steps,
+                  refine_steps=settings.total_steps if network else None)
     return {name: values[name] for name in SHAPING_SETTINGS}
 
 
@@ -363,6 +383,9 @@ def summary_lines(reconstruction, total_inputs, wall_seconds, startup_seconds):
     """The end-of-run report (counts and timings)."""
     counts, seconds = reconstruction.counts, reconstruction.seconds
     faces = counts["faces"]
+    total = reconstruction.settings.total_steps
+    method, steps = ("fitting", f"{total} steps") if reconstruction.encoder is None else (
+        "network and refinement", f"network, {total} refinement steps")
     lines = [f"{total_inputs} picture(s): {counts['done']} reconstructed, {counts['skipped']} "
              f"already done (skipped), {counts['failed']} failed"
              + (f" (reasons in {reconstruction.failures.path})" if counts["failed"] else "")
@@ -371,10 +394,9 @@ def summary_lines(reconstruction, total_inputs, wall_seconds, startup_seconds):
         per_face = {key: seconds[key] / faces for key in ("preprocess", "fit", "write", "total")}
         lines.append(
             f"Seconds per face on {os.cpu_count()} CPU core(s): {per_face['total']:.1f} "
-            f"(preprocessing {per_face['preprocess']:.1f}, fitting {per_face['fit']:.1f}, "
+            f"(preprocessing {per_face['preprocess']:.1f}, {method} {per_face['fit']:.1f}, "
             f"writing {per_face['write']:.1f}); per picture "
-            f"{seconds['total'] / counts['done']:.1f}; "
-            f"{reconstruction.settings.total_steps} steps, batch size "
+            f"{seconds['total'] / counts['done']:.1f}; {steps}, batch size "
             f"{reconstruction.options['batch_size']}.")
     lines.append(f"Wall clock {wall_seconds:.1f} s ({startup_seconds:.1f} s of start-up: "
                  "TensorFlow, face model).")
@@ -393,9 +415,10 @@ def main(argv):
 
 def _run():
     """The run after flag parsing; raises SetupError before any work."""
-    if FLAGS.checkpoint:
-        raise SetupError(f"--checkpoint={FLAGS.checkpoint}: the MGCNet network is not available "
-                         "yet; leave --checkpoint out to fit the faces by analysis-by-synthesis.")
+    if FLAGS.checkpoint and FLAGS.steps is not None:
+        raise SetupError("--steps sets the fit's steps; with --checkpoint use --refine_steps")
+    if FLAGS.refine_steps and not FLAGS.checkpoint:
+        raise SetupError("--refine_steps refines a network's answer: it needs --checkpoint")
     if not FLAGS.input:
         raise SetupError("--input is required (pictures, folders, globs, comma-separated, "
                          "or @FILE with one path per line).")
@@ -405,19 +428,20 @@ def _run():
     output = common_flags.value_or("output", DEFAULT_OUTPUT)
     run_folder.check_output_path(output)
     model = _face_model()
+    encoder = _encoder(model)
     options = dict(batch_size=common_flags.value_or("batch_size", DEFAULT_BATCH_SIZE),
                    detector=FLAGS.detector, landmarks=FLAGS.landmarks,
                    largest_face_only=FLAGS.largest_face_only,
                    mirror_average=FLAGS.mirror_average, overwrite=FLAGS.overwrite,
-                   face_model=FLAGS.face_model)
-    settings = fit_settings(FLAGS.steps)
+                   face_model=FLAGS.face_model, checkpoint=FLAGS.checkpoint)
+    settings = fit_settings(FLAGS.refine_steps if FLAGS.checkpoint else FLAGS.steps)
     run_folder.make_output_folder(output)
     with run_folder.locked(output):
         run_folder.check_summary_files(output, FLAGS.overwrite)
         stems = run_folder.assign_stems(paths, output)
         if not FLAGS.overwrite:
             _check_done_pictures(paths, stems, output, shaping_settings(options, settings))
-        reconstruction = Reconstruction(output, model, settings, options)
+        reconstruction = Reconstruction(output, model, settings, options, encoder)
         return _reconstruct(reconstruction, paths, stems)
 
 
@@ -430,6 +454,22 @@ def _face_model():
     except (FaceModelError, OSError, ValueError) as error:
         raise SetupError(f"--face_model={FLAGS.face_model}: " + " ".join(str(error).split())) \
             from None
+
+
+def _encoder(model):
+    """The network of --checkpoint (None without it), checked against the
+    face model's coefficient layout."""
+    if not FLAGS.checkpoint:
+        return None
+    layout = CoefficientLayout.for_model(model)
+    if layout != MGCNET_LAYOUT:
+        raise SetupError(f"--face_model={FLAGS.face_model} has {layout.size} coefficients "
+                         f"({layout}); the network predicts MGCNet's {MGCNET_LAYOUT.size}: use "
+                         "its h5 or a model converted with that layout")
+    try:
+        return load_encoder(FLAGS.checkpoint)
+    except CheckpointError as error:
+        raise SetupError(f"--checkpoint: {error}") from None
 
 
 def _check_done_pictures(paths, stems, output, settings, shown=10):

@@ -91,3 +91,13 @@ def facenet_checkpoint(oracle):
                           ["--skip-h5", "--facenet", "--tuple", "shared"],
                           _expected(oracle, keep, "meta/input_manifest_facenet_json"), keep)
     return os.path.join(folder, "ckpt", "model-400000")
+
+
+def save_checkpoint(prefix, arrays):
+    """Writes a TF1-style name-based checkpoint (what the original's Saver
+    writes, without the meta graph) of name -> array; returns the prefix."""
+    import tensorflow as tf  # only the tests that write checkpoints need it
+    names = list(arrays)
+    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(arrays[name]) for name in names])
+    return str(prefix)

@@ -55,13 +55,7 @@ def test_parity_checkpoint_loads_completely(encoder):
     assert count == 24_008_065  # spec §4.1: about 24.0 M
 
 
-def save_checkpoint(prefix, arrays):
-    """A TF1-style name-based checkpoint (what the original's Saver writes,
-    without the meta graph)."""
-    names = list(arrays)
-    tf.raw_ops.SaveV2(prefix=str(prefix), tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(arrays[n]) for n in names])
-    return str(prefix)
+save_checkpoint = parity_inputs.save_checkpoint
 
 
 def encoder_arrays():

@@ -89,15 +89,9 @@ def test_variables_are_those_of_the_checkpoint():
     assert ours == expected
 
 
-def _save(prefix, tensors):
-    names = list(tensors)
-    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
-                      tensors=[tf.constant(tensors[n]) for n in names])
-
-
 def test_missing_variable_is_named(tmp_path):
     prefix = str(tmp_path / "resnet_only")
-    _save(prefix, {"global_step": np.int32(1), "resnet_v1_50/conv1/weights": np.zeros([7, 7, 3, 64], np.float32)})
+    parity_inputs.save_checkpoint(prefix, {"global_step": np.int32(1), "resnet_v1_50/conv1/weights": np.zeros([7, 7, 3, 64], np.float32)})
     with pytest.raises(CheckpointError, match=r"resnet_only.*InceptionResnetV1/"):
         load_identity_network(prefix)
 
@@ -108,7 +102,7 @@ def test_misshaped_variable_is_named(tmp_path):
     bad = "InceptionResnetV1/Bottleneck/weights"
     tensors[bad] = np.zeros([1792, 128], np.float32)   # the 128-d FaceNet
     prefix = str(tmp_path / "facenet128")
-    _save(prefix, tensors)
+    parity_inputs.save_checkpoint(prefix, tensors)
     with pytest.raises(CheckpointError, match=rf"facenet128.*{bad}.*\[1792, 128\]"):
         load_identity_network(prefix)
 

@@ -34,7 +34,8 @@ img.strip { height: 64px; }  /* 384 px wide: a row fits a 1400 px window */
 """
 # Link labels of a face's files, in display order.
 _FACE_LINKS = (("obj", "OBJ"), ("ply", "PLY"), ("npz", "coefficients"), ("lm68", "lm68"),
-               ("cam", "camera"), ("lm2d", "lm2d"), ("lm3d", "lm3d"), ("texture", "texture"))
+               ("cam", "camera"), ("lm2d", "lm2d"), ("lm3d", "lm3d"), ("texture", "texture"),
+               ("depth", "depth"), ("depth_preview", "depth preview"))
 
 
 def _href(*parts):

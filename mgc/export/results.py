@@ -17,6 +17,9 @@ files, and P = `<stem>_face<k>` for k >= 1:
                        per line in iBUG order (jaw points on the silhouette,
                        where 2D annotations put them); `nan nan` where the
                        model has no such landmark
+    P_depth.png        the crop's depth map: 16-bit PNG, camera z in whole mm,
+                       0 on background (read_depth_png)
+    P_depth.jpg        the same as a coloured preview (near = warm)
     P_overlay.jpg      lit face over the crop; P_overlayGeo.jpg gray geometry
     P_mulPoses.jpg     crop, overlays and three poses in one row (MGCNet's)
 
@@ -64,7 +67,8 @@ def face_file_names(stem, face_index, with_texture):
     prefix = face_prefix(stem, face_index)
     names = dict(obj=f"{prefix}.obj", ply=f"{prefix}.ply", npz=f"{prefix}_coeffs.npz",
                  cam=f"{prefix}_cam.txt", lm2d=f"{prefix}_lm2d.txt", lm3d=f"{prefix}_lm3d.txt",
-                 lm68=f"{prefix}_lm68.txt", overlay=f"{prefix}_overlay.jpg",
+                 lm68=f"{prefix}_lm68.txt", depth=f"{prefix}_depth.png",
+                 depth_preview=f"{prefix}_depth.jpg", overlay=f"{prefix}_overlay.jpg",
                  overlay_geo=f"{prefix}_overlayGeo.jpg", multi_pose=f"{prefix}_mulPoses.jpg")
     if with_texture:
         names.update(mtl=f"{prefix}.mtl", texture=f"{prefix}.png")
@@ -141,6 +145,37 @@ def read_lm68(path):
     return points
 
 
+def write_depth_png(path, depth_mm):
+    """Writes a depth map [H, W] (or [H, W, 1]) in mm as a 16-bit PNG of
+    whole millimetres (0 = background; clipped to 65535)."""
+    depth = np.squeeze(np.asarray(depth_mm, np.float64), axis=-1) if np.ndim(depth_mm) == 3 \
+        else np.asarray(depth_mm, np.float64)
+    values = np.clip(np.round(np.nan_to_num(depth)), 0, np.iinfo(np.uint16).max)
+    if not cv2.imwrite(path, values.astype(np.uint16)):
+        raise OSError(f"cannot write {path}")
+
+
+def read_depth_png(path):
+    """A depth map written by write_depth_png: float64 [H, W] in mm, 0 = background."""
+    depth = cv2.imread(path, cv2.IMREAD_UNCHANGED)
+    if depth is None or depth.dtype != np.uint16 or depth.ndim != 2:
+        raise ValueError(f"{path}: not a 16-bit single-channel depth PNG")
+    return depth.astype(np.float64)
+
+
+def depth_preview(depth_mm):
+    """uint8 RGB [H, W, 3]: the face's depth range coloured (near = warm),
+    black background."""
+    depth = np.squeeze(np.asarray(depth_mm, np.float64))
+    face = depth > 0
+    if not face.any():
+        return np.zeros(depth.shape + (3,), np.uint8)
+    near, far = depth[face].min(), depth[face].max()
+    nearness = np.where(face, (far - depth) / max(far - near, 1e-6), 0.0)
+    colours = cv2.applyColorMap(np.round(nearness * 255).astype(np.uint8), cv2.COLORMAP_TURBO)
+    return np.where(face[..., None], colours[..., ::-1], 0).astype(np.uint8)
+
+
 def write_face_results(output_dir, stem, face_index, prepared_face, fit_result, b, model,
                        face_model_name="", overwrite=False):
     """Writes every file of one fitted face (see the module docstring).
@@ -178,6 +213,10 @@ def write_face_results(output_dir, stem, face_index, prepared_face, fit_result, 
     landmarks_crop = _silhouette_landmarks(fit_result, b)
     landmarks_image = transform_points(landmarks_crop, crop_to_image)
     write_lm68(path["lm68"], landmarks_image)
+
+    depth = _numpy(render.depth[b])
+    write_depth_png(path["depth"], depth)
+    save_image(path["depth_preview"], depth_preview(depth), overwrite=True)
 
     targets = fit_target_landmarks(prepared_face)
     error = float(fit_result.landmark_error[b])

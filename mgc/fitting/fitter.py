@@ -136,8 +136,9 @@ class _Problem:
             (self.make_step(shape + appearance, True), settings.joint_steps),
         ]
 
-    def reset(self, crops, targets, skin, initial_pose):
-        """Loads a new batch and starts its unknowns from scratch."""
+    def reset(self, crops, targets, skin, initial_pose, initial_coefficients=None):
+        """Loads a new batch and starts its unknowns from scratch, or from
+        `initial_coefficients` [B, layout.size] (e.g. a network's)."""
         self.crops.assign(crops)
         self.targets.assign(np.nan_to_num(targets))
         self.valid.assign(np.all(np.isfinite(targets), -1).astype(np.float32))
@@ -147,10 +148,18 @@ class _Problem:
                         self.vertex_albedo):
             unknown.assign(tf.zeros_like(unknown))
         self.pose.assign(initial_pose / _POSE_SCALE)
+        if initial_coefficients is not None:
+            self._start_from(initial_coefficients)
         for optimizer in self.optimizers:  # fresh moments and step count, same rate
             for state in optimizer.variables:
                 if state is not optimizer.learning_rate and "learning_rate" not in state.name:
                     state.assign(tf.zeros_like(state))
+
+    def _start_from(self, coefficients):
+        parts = self.layout.split(coefficients)
+        self.pose.assign(parts["pose"] / _POSE_SCALE)
+        for name in ("identity", "expression", "albedo", "lighting"):
+            getattr(self, name).assign(parts[name] / _SCALES[name])
 
     # -- the model's quantities from the variables ---------------------------
 
@@ -246,7 +255,7 @@ def _as_float_images(crops):
     return crops.astype(np.float32)
 
 
-def fit_faces(crops, landmarks, model, settings=FitSettings()):
+def fit_faces(crops, landmarks, model, settings=FitSettings(), initial_coefficients=None):
     """Fits the face model to aligned crops.
 
     Args:
@@ -258,6 +267,9 @@ def fit_faces(crops, landmarks, model, settings=FitSettings()):
       model: a FaceModel; landmarks it lacks (-1) are left out of the loss
         (a five-point target averages those of its group the model has).
       settings: FitSettings.
+      initial_coefficients: [B, layout.size] to start from (a network's
+        prediction) instead of the mean face at a closed-form pose; with
+        zero steps the result is these coefficients, scored and rendered.
 
     Returns:
       FitResult.
@@ -284,7 +296,7 @@ def fit_faces(crops, landmarks, model, settings=FitSettings()):
     model_points[~usable] = np.nan
     initial = np.stack([initial_pose_delta(model_points, target) for target in targets])
     problem = _problem(model, len(crops), landmarks.shape[1], settings)
-    problem.reset(crops, targets, skin, initial)
+    problem.reset(crops, targets, skin, initial, initial_coefficients)
     _run(problem, settings, targets)
     return _result(problem, targets)
 
