@@ -74,14 +74,19 @@ class _Block:
         self.up = _Conv(net, f"{name}/Conv2d_1x1", (1, 1), mixed, channels, bias=True)
 
     def __call__(self, x):
-        outs = []
-        for convs in self.branches:
-            y = x
-            for conv in convs:
-                y = conv(y)
-            outs.append(y)
-        y = x + self.scale * self.up(tf.concat(outs, axis=3))
+        y = x + self.scale * self.up(tf.concat(_run_branches(self.branches, x), axis=3))
         return tf.nn.relu(y) if self.relu else y
+
+
+def _run_branches(branches, x):
+    """Each branch's chain of convolutions applied to x: a list of outputs."""
+    outputs = []
+    for convs in branches:
+        y = x
+        for conv in convs:
+            y = conv(y)
+        outputs.append(y)
+    return outputs
 
 
 def _block35(net, name, scale):
@@ -121,14 +126,7 @@ class _Reduction:
             self.branches.append(convs)
 
     def __call__(self, x):
-        outs = []
-        for convs in self.branches:
-            y = x
-            for conv in convs:
-                y = conv(y)
-            outs.append(y)
-        outs.append(_max_pool(x))
-        return tf.concat(outs, axis=3)
+        return tf.concat(_run_branches(self.branches, x) + [_max_pool(x)], axis=3)
 
 
 class InceptionResnetV1(tf.Module):
