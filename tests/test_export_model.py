@@ -159,3 +159,11 @@ def test_cli_refuses_non_empty_output(tmp_path):
 def test_cli_requires_checkpoint_and_output():
     assert_setup_error(run_cli(), "--checkpoint")
 
+
+
+def test_cli_refuses_a_face_model_of_another_layout(tmp_path, parity_checkpoint):  # noqa: F811
+    output = tmp_path / "out"
+    process = run_cli(f"--checkpoint={parity_checkpoint[0]}", "--face_model=ict",
+                      f"--output={output}")
+    assert_setup_error(process, "the encoder's 257 need identity 80")
+    assert not output.exists()
