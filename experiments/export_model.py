@@ -26,6 +26,7 @@ Exit codes:
      checkpoint or face model; a face model without the 257 layout; an
      --output that may not be written or replaced): nothing was written
 """
+import importlib.util
 import os
 import shutil
 import sys
@@ -41,7 +42,11 @@ EXIT_WRITTEN, EXIT_SETUP = 0, 2
 
 FLAGS = flags.FLAGS
 common_flags.use("output", "overwrite", "face_model", "data_root")
-flags.DEFINE_string("checkpoint", None, "Prefix of the MGCNet checkpoint to export.")
+# reconstruct takes --checkpoint too; once common_flags shares it, use that one
+if "checkpoint" in common_flags.SHARED:
+    common_flags.use("checkpoint")
+else:
+    flags.DEFINE_string("checkpoint", None, "Prefix of the MGCNet checkpoint to export.")
 flags.DEFINE_string("onnx", None, "Also write the graph as this ONNX file (needs tf2onnx).")
 
 
@@ -59,6 +64,8 @@ def check_output(path, overwrite, folder=True):
     if folder and os.path.lexists(path) and not os.path.isdir(path):
         raise SetupError(f"{path} exists and is not a folder")
     parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.lexists(parent):   # missing folders above are made
+        parent = os.path.dirname(parent)
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK | os.X_OK):
         raise SetupError(f"cannot write {path}: {parent} is not a writable folder")
 
@@ -79,6 +86,7 @@ def _write_whole(write, path):
     """Calls write(partial) beside `path`, then moves it into place, so that
     a failed export leaves any old `path` as it was."""
     partial = _partial(path)
+    os.makedirs(os.path.dirname(partial), exist_ok=True)
     _remove(partial)
     try:
         write(partial)
@@ -129,10 +137,9 @@ def main(argv):
 
 
 def _require_tf2onnx():
-    try:
-        import tf2onnx  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
-    except ImportError:
-        raise SetupError("--onnx needs tf2onnx and onnx (pip install tf2onnx)") from None
+    """Checked before any work, so a missing package costs nothing."""
+    if importlib.util.find_spec("tf2onnx") is None:
+        raise SetupError("--onnx needs tf2onnx and onnx (pip install tf2onnx)")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ import textwrap
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from mgc import paths
 from mgc.facemodel import MGCNET_LAYOUT, decode_shape
