@@ -17,7 +17,8 @@ depending on other load).
 
     python -m experiments.bench_encoder [--repeats=3] [--write_docs]
 
---write_docs replaces the "bench_encoder" block in docs/PERFORMANCE.md.
+--repeats defaults to 3 here; --write_docs replaces the "bench_encoder"
+block in docs/PERFORMANCE.md.
 """
 import datetime
 import os
@@ -32,13 +33,18 @@ from mgc import paths
 from mgc.nets.encoder import IMAGE_SIZE, NUM_OUTPUTS, Encoder, load_encoder
 
 FLAGS = flags.FLAGS
-common_flags.use("write_docs")
-flags.DEFINE_integer("repeats", 3, "Timed calls per network and batch size (median reported).",
-                     lower_bound=1)
+common_flags.use("write_docs", "repeats")
 flags.DEFINE_integer("warmup", 1, "Untimed calls per network and batch size after the first "
                      "(tracing) call, before timing.",
                      lower_bound=1)
 flags.DEFINE_list("batches", ["1", "8", "32"], "Batch sizes to time.")
+
+DEFAULT_REPEATS = 3
+
+
+def repeats():
+    return common_flags.value_or("repeats", DEFAULT_REPEATS)
+
 
 PERFORMANCE_DOC = os.path.join(paths.REPO_ROOT, "docs", "PERFORMANCE.md")
 CHECKPOINT = os.path.join(paths.REPO_ROOT, "build", "parity_inputs_encoder", "ckpt",
@@ -85,7 +91,7 @@ def time_batch(encoder, resnet, batch):
     images = random_images(batch)
     # the first (tracing) call of each, never timed
     assert encoder(images).shape == resnet(images).shape == (batch, NUM_OUTPUTS)
-    mine, theirs = interleaved_medians([encoder, resnet], images, FLAGS.repeats, FLAGS.warmup)
+    mine, theirs = interleaved_medians([encoder, resnet], images, repeats(), FLAGS.warmup)
     return {"batch": batch, "encoder": batch / mine, "resnet": batch / theirs,
             "ratio": theirs / mine}
 
@@ -102,7 +108,7 @@ def table(rows):
 def notes(weights, threads):
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"Measured {datetime.date.today().isoformat()}, TensorFlow {tf.__version__}, CPU, "
-            f"{threads} threads, median of {FLAGS.repeats} calls after a tracing call and "
+            f"{threads} threads, median of {repeats()} calls after a tracing call and "
             f"{FLAGS.warmup} more untimed; encoder weights: {weights}; "
             f"load average at the end: {load}.")
 

@@ -9,7 +9,8 @@ backward pass takes a dense random upstream gradient.
 
     python -m experiments.bench_rasterizer [--repeats=20] [--write_docs]
 
---write_docs replaces the table in docs/PERFORMANCE.md.
+--repeats defaults to 20 here; --write_docs replaces the table in
+docs/PERFORMANCE.md.
 """
 import os
 import time
@@ -23,8 +24,8 @@ from mgc import paths
 from mgc.render import rasterize_triangles
 
 FLAGS = flags.FLAGS
-common_flags.use("data_root", "write_docs")
-flags.DEFINE_integer("repeats", 20, "Timed repetitions per configuration (median reported).")
+common_flags.use("data_root", "write_docs", "repeats")
+DEFAULT_REPEATS = 20
 
 PERFORMANCE_DOC = os.path.join(paths.REPO_ROOT, "docs", "PERFORMANCE.md")
 # (batch, width, height)
@@ -90,7 +91,7 @@ def table(rows):
 
 def main(argv):
     del argv
-    rows = [time_config(b, w, h, FLAGS.repeats) for b, w, h in CONFIGS]
+    rows = [time_config(b, w, h, common_flags.value_or("repeats", DEFAULT_REPEATS)) for b, w, h in CONFIGS]
     text = table(rows)
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     print(f"RasterizeTriangles, CPU kernel, {threads} threads, "

@@ -41,12 +41,7 @@ from mgc.nets import serving as serving_lib
 EXIT_WRITTEN, EXIT_SETUP = 0, 2
 
 FLAGS = flags.FLAGS
-common_flags.use("output", "overwrite", "face_model", "data_root")
-# reconstruct takes --checkpoint too; once common_flags shares it, use that one
-if "checkpoint" in common_flags.SHARED:
-    common_flags.use("checkpoint")
-else:
-    flags.DEFINE_string("checkpoint", None, "Prefix of the MGCNet checkpoint to export.")
+common_flags.use("output", "overwrite", "face_model", "data_root", "checkpoint")
 flags.DEFINE_string("onnx", None, "Also write the graph as this ONNX file (needs tf2onnx).")
 
 

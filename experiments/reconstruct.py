@@ -111,10 +111,7 @@ from mgc.preprocess.inputs import InputError, collect_pictures  # noqa: E402
 
 FLAGS = flags.FLAGS
 common_flags.use("input", "output", "overwrite", "data_root", "face_model", "batch_size",
-                 "detector", "steps")
-flags.DEFINE_string("checkpoint", None, "An MGCNet checkpoint prefix (e.g. ckpt/model-400000): "
-                    "the network predicts the coefficients instead of the fit; needs a "
-                    "--face_model with MGCNet's 257 coefficients (its h5).")
+                 "detector", "steps", "checkpoint")
 flags.DEFINE_integer("refine_steps", 0, "With --checkpoint: fitting steps after the network, "
                      "started from its coefficients and spread over the stages as --steps "
                      "is (0: the network's answer as is).", lower_bound=0)
