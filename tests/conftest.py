@@ -15,6 +15,7 @@ from PIL import Image  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import parity_inputs  # noqa: E402
 import reference_rasterizer  # noqa: E402
 from mgc import paths  # noqa: E402
 
@@ -53,3 +54,24 @@ BACKENDS = {
 @pytest.fixture(params=sorted(BACKENDS))
 def backend(request):
     return BACKENDS[request.param]
+
+
+# The original MGCNet's outputs and their inputs (tests/parity_inputs.py),
+# once per session: the h5 alone takes seconds to load.
+
+@pytest.fixture(scope="session")
+def oracle():
+    return parity_inputs.load_oracle()
+
+
+@pytest.fixture(scope="session")
+def parity_checkpoint(oracle):
+    """(prefix of the seeded checkpoint, its 4 input crops uint8)."""
+    return parity_inputs.encoder_checkpoint(oracle)
+
+
+@pytest.fixture(scope="session")
+def parity_model(oracle):
+    """The synthetic face model in the original's h5 layout, loaded."""
+    from mgc.facemodel import load_mgcnet_h5  # TensorFlow: only for the tests that need it
+    return load_mgcnet_h5(parity_inputs.synthetic_h5(oracle))

@@ -21,8 +21,6 @@ from mgc.nets import load_encoder
 from mgc.nets import serving
 from mgc.nets.encoder import images_to_unit
 from mgc.render import render_face
-import parity_inputs
-from mgc.facemodel import load_mgcnet_h5
 
 ISOLATED_RUN = textwrap.dedent("""
     import importlib.abc, json, sys
@@ -49,31 +47,16 @@ ISOLATED_RUN = textwrap.dedent("""
 
 
 @pytest.fixture(scope="module")
-def oracle():
-    return parity_inputs.load_oracle()
-
-
-@pytest.fixture(scope="module")
-def parity_checkpoint(oracle):
-    return parity_inputs.encoder_checkpoint(oracle)
-
-
-@pytest.fixture(scope="module")
-def model(oracle):
-    return load_mgcnet_h5(parity_inputs.synthetic_h5(oracle))
-
-
-@pytest.fixture(scope="module")
 def crops(parity_checkpoint):
     return parity_checkpoint[1]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory, parity_checkpoint, model):
+def exported(tmp_path_factory, parity_checkpoint, parity_model):
     """(SavedModel folder, ServingModel, in-process encoder)."""
     encoder = load_encoder(parity_checkpoint[0])
     folder = str(tmp_path_factory.mktemp("export") / "mgcnet")
-    return folder, serving.export_saved_model(encoder, model, folder), encoder
+    return folder, serving.export_saved_model(encoder, parity_model, folder), encoder
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +85,8 @@ def test_coefficients_match_the_encoder(isolated, exported, crops):
     np.testing.assert_allclose(isolated[0]["coefficients"], expected, rtol=0, atol=1e-5)
 
 
-def test_vertices_and_landmarks_match_the_forward_model(isolated, model):
+def test_vertices_and_landmarks_match_the_forward_model(isolated, parity_model):
+    model = parity_model
     outputs = isolated[0]
     parts = MGCNET_LAYOUT.split(outputs["coefficients"])
     vertices = decode_shape(model, parts["identity"], parts["expression"]).numpy()

@@ -16,24 +16,13 @@ interpolation order differs), on the silhouette with at most 0.1 % outside.
 import numpy as np
 import pytest
 
-import parity_inputs
-from mgc.facemodel import load_mgcnet_h5
 from mgc.render import render_face
 from mgc.render.face import render_gray
 
 
 @pytest.fixture(scope="module")
-def oracle():
-    return parity_inputs.load_oracle()
-
-
-@pytest.fixture(scope="module")
-def model(oracle):
-    return load_mgcnet_h5(parity_inputs.synthetic_h5(oracle))
-
-
-@pytest.fixture(scope="module")
-def renders(oracle, model):
+def renders(oracle, parity_model):
+    model = parity_model
     full = render_face(oracle["test/coeff"], model)
     front = render_face(oracle["test/coeff"], model, front_only=True)
     gray = render_gray(full.vertices, full.normals, model.triangles, full.pose)

@@ -5,7 +5,7 @@ Parity: the oracle's test/coeff is the original network on input_uint8 with the
 seeded checkpoint of shared/parity/make_inputs.py, run at batch 4 (the oracle
 keeps rows 0-1). The checkpoint is regenerated into its own folder
 (build/parity_inputs_encoder, --skip-h5) so it neither rewrites the h5 manifest
-test_face_parity checks nor the --facenet checkpoint of build/parity_inputs,
+test_face_parity checks nor build/parity_inputs_facenet (tests/parity_inputs.py),
 and is checked against the oracle's input manifest. Measured on the dev
 machine (oneDNN on): batch 4 max |diff| 7.6e-6 (tz delta, 19.3 mm: 4 ulps);
 batch 2 1.7e-5 on tz, 5.2e-6 elsewhere. The original's own batch-4-vs-1 noise
@@ -18,17 +18,6 @@ import tensorflow as tf
 import parity_inputs
 from mgc.nets import CheckpointError, LoadReport, load_encoder, restore_variables
 from mgc.nets.encoder import images_to_unit, variable_shapes
-
-@pytest.fixture(scope="module")
-def oracle():
-    return parity_inputs.load_oracle()
-
-
-@pytest.fixture(scope="module")
-def parity_checkpoint(oracle):
-    """(checkpoint prefix, the 4 input crops)."""
-    return parity_inputs.encoder_checkpoint(oracle)
-
 
 @pytest.fixture(scope="module")
 def encoder(parity_checkpoint):

@@ -26,11 +26,6 @@ SPEC_TSV = os.path.join(paths.data_root(), "..", "spec", "mgcnet_checkpoint_vari
 
 
 @pytest.fixture(scope="module")
-def oracle():
-    return parity_inputs.load_oracle()
-
-
-@pytest.fixture(scope="module")
 def network(oracle):
     return load_identity_network(parity_inputs.facenet_checkpoint(oracle))
 
