@@ -31,6 +31,7 @@ from absl import app, flags
 from experiments import common_flags
 from mgc.facemodel import FaceModelError
 from mgc.facemodel import loaders
+from mgc.facemodel.files import one_line
 
 EXIT_WRITTEN, EXIT_SETUP = 0, 2
 
@@ -163,7 +164,7 @@ def main(argv):
         print(convert(FLAGS.input, FLAGS.output, FLAGS.format, FLAGS.overwrite,
                       FLAGS.data_root, **flag_options()))
     except (SetupError, FaceModelError, FileNotFoundError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return EXIT_SETUP
     return EXIT_WRITTEN
 

@@ -35,6 +35,7 @@ from absl import app, flags
 
 from experiments import common_flags
 from mgc.facemodel import FaceModelError, load_face_model
+from mgc.facemodel.files import one_line
 from mgc.nets import CheckpointError, load_encoder
 from mgc.nets import serving as serving_lib
 
@@ -126,7 +127,7 @@ def main(argv):
                      FLAGS.data_root, FLAGS.onnx))
     except (SetupError, CheckpointError, FaceModelError, FileNotFoundError,
             serving_lib.ServingError) as error:
-        print(f"error: {' '.join(str(error).split())}", file=sys.stderr)
+        print(f"error: {one_line(error)}", file=sys.stderr)
         return EXIT_SETUP
     return EXIT_WRITTEN
 

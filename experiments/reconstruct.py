@@ -159,6 +159,11 @@ class Job:
     error: Optional[str] = None
 
 
+def one_line(error):
+    """An exception's message on one line (for failures.csv and error lines)."""
+    return " ".join(str(error).split())
+
+
 def failure_reason(error):
     """A one-line reason for failures.csv."""
     if isinstance(error, preprocess.ImageError):
@@ -169,7 +174,7 @@ def failure_reason(error):
         kind = "landmarks"
     else:
         kind = f"error ({type(error).__name__})"
-    return f"{kind}: " + " ".join(str(error).split())
+    return f"{kind}: " + one_line(error)
 
 
 class Reconstruction:
@@ -268,7 +273,7 @@ class Reconstruction:
         except Exception as error:  # pylint: disable=broad-except
             traceback.print_exc()
             for job, _, _ in entries:
-                job.error = "fitting failed: " + " ".join(str(error).split())
+                job.error = "fitting failed: " + one_line(error)
             return
         share = (time.perf_counter() - start) / len(entries)
         for b, (job, index, _) in enumerate(entries):
@@ -294,7 +299,7 @@ class Reconstruction:
             record = self._write(job)
         except Exception as error:  # pylint: disable=broad-except
             traceback.print_exc()
-            self._fail(job, "writing failed: " + " ".join(str(error).split()))
+            self._fail(job, "writing failed: " + one_line(error))
             return
         write_seconds = time.perf_counter() - start
         fit_seconds = sum(job.fit_seconds.values())
@@ -449,8 +454,7 @@ def _face_model():
         check_model_landmarks(model)
         return model
     except (FaceModelError, OSError, ValueError) as error:
-        raise SetupError(f"--face_model={FLAGS.face_model}: " + " ".join(str(error).split())) \
-            from None
+        raise SetupError(f"--face_model={FLAGS.face_model}: {one_line(error)}") from None
 
 
 def _encoder(model):

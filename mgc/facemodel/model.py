@@ -17,7 +17,7 @@ from typing import Optional
 
 import numpy as np
 
-from mgc.facemodel.files import FaceModelError, read_npz
+from mgc.facemodel.files import FaceModelError, one_line, read_npz
 
 FORMAT_VERSION = 1
 NUM_LANDMARKS = 68
@@ -104,7 +104,7 @@ class FaceModel:
                 setattr(self, field, np.ascontiguousarray(value, dtype))
         except (TypeError, ValueError) as error:  # strings, ragged lists, None
             raise FaceModelError(f"{field} cannot be read as {np.dtype(dtype).name}: "
-                                 f"{' '.join(str(error).split())}") from None
+                                 f"{one_line(error)}") from None
 
     def validate(self):
         """Raises FaceModelError naming the first inconsistent array."""
