@@ -192,17 +192,25 @@ def read_list(dataset_dir, name="train"):
         `flag subfolder frame_id` or its flag is not 0, 1 or 2.
     """
     path = list_path(dataset_dir, name)
-    entries = []
-    for number, line in enumerate(_read_text(path).splitlines(), start=1):
-        fields = line.split()
-        if len(fields) != 3:
-            raise TupleError(f"{path}:{number}: {line!r} is not '<flag> <subfolder> <frame_id>'")
-        try:
-            flag = int(fields[0])
-        except ValueError:
-            raise TupleError(f"{path}:{number}: flag {fields[0]!r} is not an integer") from None
-        entries.append((_checked_flag(flag, f"{path}:{number}"), fields[1], fields[2], number))
-    return entries
+    return [parse_list_line(path, number, line) for number, line in list_lines(path)]
+
+
+def list_lines(path):
+    """(line_number, line) of a list file, from 1; TupleError if unreadable."""
+    return list(enumerate(_read_text(path).splitlines(), start=1))
+
+
+def parse_list_line(path, number, line):
+    """(flag, subfolder, frame_id, number) of one list line, or TupleError
+    naming path:number."""
+    fields = line.split()
+    if len(fields) != 3:
+        raise TupleError(f"{path}:{number}: {line!r} is not '<flag> <subfolder> <frame_id>'")
+    try:
+        flag = int(fields[0])
+    except ValueError:
+        raise TupleError(f"{path}:{number}: flag {fields[0]!r} is not an integer") from None
+    return _checked_flag(flag, f"{path}:{number}"), fields[1], fields[2], number
 
 
 def read_cam(path):
