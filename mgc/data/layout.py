@@ -95,7 +95,7 @@ def write_tuple(dataset_dir, subfolder, frame_id, tuple_):
       (image, skin, cam) paths written.
     """
     _check_names(subfolder, frame_id)
-    _check_arrays(tuple_)
+    check_tuple(tuple_)
     image_path, skin_path, cam_path = tuple_paths(dataset_dir, subfolder, frame_id)
     os.makedirs(os.path.dirname(image_path), exist_ok=True)
     _write_atomically(image_path, png_bytes(views_to_row(tuple_.images)))
@@ -110,7 +110,7 @@ def write_list(dataset_dir, entries, name="train"):
     lines = []
     for flag, subfolder, frame_id in entries:
         _check_names(subfolder, frame_id)
-        lines.append(f"{_checked_flag(flag)} {subfolder} {frame_id}\n")
+        lines.append(f"{checked_flag(flag)} {subfolder} {frame_id}\n")
     os.makedirs(os.fspath(dataset_dir), exist_ok=True)
     path = list_path(dataset_dir, name)
     _write_atomically(path, "".join(lines).encode("utf-8"))
@@ -159,7 +159,10 @@ def _check_names(subfolder, frame_id):
                              f"(the list file separates fields by spaces)")
 
 
-def _check_arrays(tuple_):
+def check_tuple(tuple_):
+    """TupleError unless the arrays have the shapes and dtypes of `Tuple`
+    (finite numbers) and the flag is 0, 1 or 2."""
+    checked_flag(tuple_.flag, f"Tuple {tuple_.name!r}")
     expected = {"images": ((VIEWS, CROP, CROP, 3), np.uint8),
                 "skins": ((VIEWS, CROP, CROP, 3), np.uint8),
                 "landmarks": ((VIEWS, POINTS, 2), np.float32),
@@ -167,16 +170,17 @@ def _check_arrays(tuple_):
     for field, (shape, dtype) in expected.items():
         array = np.asarray(getattr(tuple_, field))
         if array.shape != shape or array.dtype != dtype:
-            raise TupleError(f"Tuple {tuple_.name!r}: {field} is {array.dtype} {list(array.shape)}, "
-                             f"needs {np.dtype(dtype)} {list(shape)}")
+            raise TupleError(f"Tuple {tuple_.name!r}: {field} is {array.dtype} "
+                             f"{list(array.shape)}, needs {np.dtype(dtype)} {list(shape)}")
         if array.dtype.kind == "f" and not np.all(np.isfinite(array)):
             raise TupleError(f"Tuple {tuple_.name!r}: {field} has non-finite values")
 
 
-def _checked_flag(flag, where="flag"):
-    if isinstance(flag, (bool, np.bool_)) or int(flag) != flag or int(flag) not in FLAGS:
-        raise TupleError(f"{where}: flag_sgl_mul {flag!r} is not 0, 1 or 2")
-    return int(flag)
+def checked_flag(flag, where="flag"):
+    """The flag as an int, or TupleError unless it is the integer 0, 1 or 2."""
+    if isinstance(flag, (int, np.integer)) and not isinstance(flag, bool) and flag in FLAGS:
+        return int(flag)
+    raise TupleError(f"{where}: flag_sgl_mul {flag!r} is not 0, 1 or 2")
 
 
 # ---------------------------------------------------------------- reading
@@ -210,7 +214,7 @@ def parse_list_line(path, number, line):
         flag = int(fields[0])
     except ValueError:
         raise TupleError(f"{path}:{number}: flag {fields[0]!r} is not an integer") from None
-    return _checked_flag(flag, f"{path}:{number}"), fields[1], fields[2], number
+    return checked_flag(flag, f"{path}:{number}"), fields[1], fields[2], number
 
 
 def read_cam(path):
@@ -247,7 +251,8 @@ class _LineCursor:
         line = self._next(what)
         fields = line.split(",")
         if len(fields) != count:
-            raise self._error(f"{len(fields)} comma-separated values, needs {count} {what}: {line!r}")
+            raise self._error(f"{len(fields)} comma-separated values, needs {count} {what}: "
+                              f"{line!r}")
         try:
             values = np.array([float(field) for field in fields], np.float64)
         except ValueError:
@@ -305,7 +310,8 @@ def check_image_file(path, full=False):
 def _check_row_shape(path, height, width, channels):
     if (height, width, channels) != ROW_SHAPE:
         raise TupleError(f"{path}: image is {width}x{height} with {channels} channels, needs "
-                         f"{ROW_SHAPE[1]}x{ROW_SHAPE[0]} with 3 (three 224x224 RGB crops side by side)")
+                         f"{ROW_SHAPE[1]}x{ROW_SHAPE[0]} with 3 (three 224x224 RGB crops side "
+                         f"by side)")
 
 
 def decode_row(path):
@@ -346,7 +352,7 @@ def read_tuple(dataset_dir, subfolder, frame_id, flag):
       an image that is not 224x672 with 3 channels, a bad `_cam.txt`, a flag
       that is not 0, 1 or 2.
     """
-    flag = _checked_flag(flag)
+    flag = checked_flag(flag)
     image_path, skin_path, cam_path = tuple_paths(dataset_dir, subfolder, frame_id)
     intrinsics, landmarks = read_cam(cam_path)
     return Tuple(images=row_to_views(decode_row(image_path)),
