@@ -205,9 +205,10 @@ def batched(samples, batch_size, data_aug, seed, repeat):
     elif repeat is not False:
         dataset = dataset.repeat(int(repeat))
     if data_aug:
-        base_seed = random.SystemRandom().randrange(2**31) if seed is None else int(seed)
+        base_seed = tf.constant(
+            random.SystemRandom().randrange(2**31) if seed is None else int(seed), tf.int64)
         dataset = dataset.enumerate().map(
-            lambda step, batch: augment_batch(batch, tf.stack([tf.cast(base_seed, tf.int64), step])),
+            lambda step, batch: augment_batch(batch, tf.stack([base_seed, step])),
             num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
