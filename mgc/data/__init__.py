@@ -1,6 +1,9 @@
-"""Training tuples of the original MGCNet (MGCNET_REFERENCE.md §1.2-1.3):
-the on-disk layout, a tf.data reader and TFRecord shards. The layout module
-needs no TensorFlow until pixels are read."""
+"""Training tuples of the original MGCNet (MGCNET_REFERENCE.md §1.2-1.3).
+
+`mgc.data.layout` (imported here) is the on-disk layout and needs no
+TensorFlow until pixels are read; the TensorFlow readers are imported by
+module: `mgc.data.reader` (tuple_dataset) and `mgc.data.tfrecord`
+(write_shards, tfrecord_dataset)."""
 from mgc.data.layout import Tuple
 from mgc.data.layout import TupleError
 from mgc.data.layout import read_cam
