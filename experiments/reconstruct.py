@@ -96,6 +96,7 @@ from typing import Dict, List, Optional  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before TensorFlow is imported
 
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 from absl import app, flags  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
@@ -437,6 +438,8 @@ def _run():
                    mirror_average=FLAGS.mirror_average, overwrite=FLAGS.overwrite,
                    face_model=FLAGS.face_model, checkpoint=FLAGS.checkpoint)
     settings = fit_settings(FLAGS.refine_steps if FLAGS.checkpoint else FLAGS.steps)
+    if FLAGS.landmarks != "files":
+        preprocess.load_detection_models(FLAGS.detector)  # at start-up, not on a picture
     run_folder.make_output_folder(output)
     with run_folder.locked(output):
         run_folder.check_summary_files(output, FLAGS.overwrite)
@@ -468,9 +471,11 @@ def _encoder(model):
                          f"({layout}); the network predicts MGCNet's {MGCNET_LAYOUT.size}: use "
                          "its h5 or a model converted with that layout")
     try:
-        return load_encoder(FLAGS.checkpoint)
+        encoder = load_encoder(FLAGS.checkpoint)
     except CheckpointError as error:
         raise SetupError(f"--checkpoint: {error}") from None
+    encoder(tf.zeros([1, 224, 224, 3]))  # traced now, at start-up, not on the first batch
+    return encoder
 
 
 def _check_done_pictures(paths, stems, output, settings, shown=10):

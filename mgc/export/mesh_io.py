@@ -5,6 +5,7 @@ Vertices are written as given (MGCNet writes model-frame millimetres, not
 posed); triangles are 0-based in memory and 1-based in OBJ files. Colours are
 floats in [0, 1].
 """
+import hashlib
 import os
 
 import numpy as np
@@ -90,21 +91,43 @@ def write_obj(path, vertices, triangles, colors=None, uvs=None, texture=None, uv
         uvs, uv_triangles = _check_uvs(uvs, uv_triangles, triangles, len(vertices))
     stem = os.path.splitext(os.path.basename(path))[0]
     _make_parent(path)
-    lines = ["# mgc export"]
+    lines = ["# mgc export\n"]
     if texture is not None:
         _write_material(path, stem, texture)
-        lines += [f"mtllib {stem}.mtl", f"usemtl {_MATERIAL}"]
+        lines.append(f"mtllib {stem}.mtl\nusemtl {_MATERIAL}\n")
     rows = vertices if colors is None else np.concatenate([vertices, colors], axis=1)
-    row_format = "v" + " %.6f" * rows.shape[1]
-    lines += [row_format % tuple(row) for row in rows]
-    if uvs is None:
-        lines += ["f %d %d %d" % tuple(face) for face in triangles + 1]
-    else:
-        lines += ["vt %.6f %.6f" % tuple(uv) for uv in uvs]
-        corners = np.stack([triangles + 1, uv_triangles + 1], axis=-1).reshape(-1, 6)
-        lines += ["f %d/%d %d/%d %d/%d" % tuple(face) for face in corners]
+    lines.append(_format_rows("v" + " %.6f" * rows.shape[1], rows))
+    lines.append(_topology_text(triangles, uvs, uv_triangles))
     with open(path, "w", newline="\n") as stream:
-        stream.write("\n".join(lines) + "\n")
+        stream.write("".join(lines))
+
+
+def _format_rows(row_format, rows):
+    """One formatted line per row, each ending in a newline. One % over the
+    whole array: several times faster than a line at a time."""
+    return ((row_format + "\n") * len(rows)) % tuple(rows.ravel().tolist())
+
+
+_TOPOLOGY = {}  # digest of the arrays -> text; one entry (one model per run is usual)
+
+
+def _topology_text(triangles, uvs, uv_triangles):
+    """The `vt` and `f` lines, which are the same for every face of a model:
+    made once and reused while the topology is unchanged."""
+    digest = hashlib.sha1(triangles.tobytes())
+    for array in (uvs, uv_triangles):
+        digest.update(b"|" if array is None else array.tobytes())
+    key = digest.hexdigest()
+    if key not in _TOPOLOGY:
+        if uvs is None:
+            text = _format_rows("f %d %d %d", triangles + 1)
+        else:
+            corners = np.stack([triangles + 1, uv_triangles + 1], axis=-1).reshape(-1, 6)
+            text = _format_rows("vt %.6f %.6f", uvs) + _format_rows("f %d/%d %d/%d %d/%d",
+                                                                   corners)
+        _TOPOLOGY.clear()
+        _TOPOLOGY[key] = text
+    return _TOPOLOGY[key]
 
 
 def _write_material(obj_path, stem, texture):

@@ -133,7 +133,8 @@ def _render_gray(face, triangles, poses, intrinsics, index):
     return _numpy(gray)
 
 
-def overlay_set(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRINSICS):
+def overlay_set(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRINSICS,
+                with_multi_pose=False):
     """MGCNet's test-time pictures of one face (test_image.py, §8).
 
     Args:
@@ -144,6 +145,8 @@ def overlay_set(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRI
       crop: [H, W, 3] the aligned input crop, uint8 or float in [0, 1].
       index: which face of the batch.
       intrinsics: the crop camera.
+      with_multi_pose: also "mulPoses", multi_pose_strip's picture, from the
+        same renders (one rasterization for all of them).
 
     Returns:
       dict of uint8 [H, W, 3] pictures, keyed by MGCNet's file suffixes:
@@ -155,10 +158,11 @@ def overlay_set(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRI
       paste_back takes.
     """
     crop = _rgb(crop)
-    poses = tf.stack([tf.cast(face.pose[index], tf.float32),
-                      tf.constant(geometry.DEFAULT_POSE, tf.float32)])
-    layers, masks = _render_layers(face, triangles, poses, intrinsics, index)
-    gray = _render_gray(face, triangles, poses, intrinsics, index)
+    poses = [tf.cast(face.pose[index], tf.float32), tf.constant(geometry.DEFAULT_POSE, tf.float32)]
+    if with_multi_pose:
+        poses += [tf.constant(LEFT_POSE, tf.float32), tf.constant(RIGHT_POSE, tf.float32)]
+    layers, masks = _render_layers(face, triangles, tf.stack(poses), intrinsics, index)
+    gray = _render_gray(face, triangles, tf.stack(poses[:2]), intrinsics, index)
     mask = masks[0]
     pictures = {}
     for name, channels in (("", slice(0, 3)), ("Tex", slice(3, 6)), ("Light", slice(6, 9))):
@@ -168,6 +172,11 @@ def overlay_set(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRI
     pictures["overlayGeo"] = composite(gray[0], mask, crop)
     pictures["overlayGeoMain"] = to_uint8(gray[1])
     pictures["mask"] = np.repeat((mask > 0.5).astype(np.uint8) * 255, 3, axis=-1)
+    if with_multi_pose:
+        # Crop, lit and gray overlays, then the lit face at left, default, right.
+        pictures["mulPoses"] = np.concatenate(
+            [to_uint8(crop), pictures["overlay"], pictures["overlayGeo"]]
+            + [to_uint8(layers[view, ..., :3]) for view in (2, 1, 3)], axis=1)
     return pictures
 
 
@@ -178,17 +187,7 @@ def multi_pose_strip(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_
 
     Args: as overlay_set.
     """
-    crop_float = _rgb(crop)
-    poses = tf.stack([tf.cast(face.pose[index], tf.float32),
-                      tf.constant(LEFT_POSE, tf.float32),
-                      tf.constant(geometry.DEFAULT_POSE, tf.float32),
-                      tf.constant(RIGHT_POSE, tf.float32)])
-    layers, masks = _render_layers(face, triangles, poses, intrinsics, index)
-    gray = _render_gray(face, triangles, poses[:1], intrinsics, index)
-    pictures = [to_uint8(crop_float), composite(layers[0, ..., :3], masks[0], crop_float),
-                composite(gray[0], masks[0], crop_float)]
-    pictures += [to_uint8(layers[view, ..., :3]) for view in (1, 2, 3)]
-    return np.concatenate(pictures, axis=1)
+    return overlay_set(face, triangles, crop, index, intrinsics, with_multi_pose=True)["mulPoses"]
 
 
 def turntable_poses(vertices, yaw_degrees, base_pose=geometry.DEFAULT_POSE):

@@ -26,6 +26,7 @@ from mgc.preprocess.landmark_files import read_txt
 from mgc.preprocess.pipeline import NoFaceError
 from mgc.preprocess.pipeline import PreparedFace
 from mgc.preprocess.pipeline import detected_face
+from mgc.preprocess.pipeline import load_detection_models
 from mgc.preprocess.pipeline import prepare_faces
 
 __all__ = [

@@ -133,6 +133,16 @@ def _shape_predictor():
     return _dlib().shape_predictor(model_path(_LANDMARK_MODEL))
 
 
+def load_models(kinds=("hog", "cnn")):
+    """Loads dlib's detectors of `kinds` and the landmark predictor now
+    (otherwise on first use): the predictor alone takes about a second, which
+    a run would rather spend at start-up than on its first picture."""
+    loaders = {"hog": _hog_detector, "cnn": _cnn_detector}
+    for kind in kinds:
+        loaders[kind]()
+    _shape_predictor()
+
+
 def _as_uint8(image):
     """A C-contiguous uint8 [H, W] or [H, W, 3] array, as dlib requires."""
     image = np.asarray(image)

@@ -145,6 +145,13 @@ def detect_faces(image, detector="auto"):
     return detection.FaceDetector(detector).detect(image)
 
 
+def load_detection_models(detector="auto"):
+    """Loads the dlib models that detecting with `detector` uses (see
+    detect_faces), so that the first picture does not pay for them."""
+    _check_detector(detector)
+    detection.load_models(("hog", "cnn") if detector == "auto" else (detector,))
+
+
 def _check_detector(detector):
     if detector not in DETECTORS:
         raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
