@@ -124,8 +124,8 @@ def tuple_dataset(dataset_dir, list_name="train", batch_size=1, shuffle=True, da
     """The original loader as a tf.data.Dataset of batches (module docstring).
 
     Args:
-      dataset_dir, list_name: `<dataset_dir>/<list_name>.txt` (flag_shuffle,
-        dataset_name_list of the original).
+      dataset_dir, list_name: `<dataset_dir>/<list_name>.txt` (the
+        original's dataset_dir and dataset_name_list).
       batch_size: B.
       shuffle: a new random order of the tuples every epoch (flag_shuffle).
       data_aug: the original's flag_data_aug augmentation, one random
@@ -134,7 +134,10 @@ def tuple_dataset(dataset_dir, list_name="train", batch_size=1, shuffle=True, da
         landmarks).
       seed: an int makes the order and augmentation repeatable; None draws.
       skip_bad: see `index_tuples`; the dataset's `report` attribute (a
-        TupleReport) counts what was skipped.
+        TupleReport) counts what was skipped up front. Pixel data damaged
+        past an intact header fails only when tf.data decodes it: then an
+        InvalidArgumentError by default, and with skip_bad the sample is
+        dropped with TensorFlow's warning, not counted in `report`.
       repeat: True: endless, like the original (every epoch has
         len // batch_size full batches); an int: that many such epochs;
         False: one pass, the last batch may be smaller.
