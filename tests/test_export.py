@@ -330,6 +330,11 @@ def test_multi_pose_strip_and_turntable(mean_face):
     np.testing.assert_array_equal(panels[2], pictures["overlayGeo"])
     np.testing.assert_array_equal(panels[4], pictures["overlayMain"])
     assert not np.array_equal(panels[3], panels[5])
+    # What a reconstruction writes comes from fewer renders, and is the same.
+    written = export.result_pictures(face, triangles, crop)
+    for name in ("overlay", "overlayGeo", "mask"):
+        np.testing.assert_array_equal(written[name], pictures[name])
+    np.testing.assert_array_equal(written["mulPoses"], strip)
 
     table = export.turntable(face, triangles, yaw_degrees=(-45, 0, 45))
     assert table.shape == (224, 3 * 224, 3)

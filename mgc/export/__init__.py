@@ -19,6 +19,7 @@ from mgc.export.overlays import composite
 from mgc.export.overlays import multi_pose_strip
 from mgc.export.overlays import overlay_set
 from mgc.export.overlays import paste_back
+from mgc.export.overlays import result_pictures
 from mgc.export.overlays import save_image
 from mgc.export.overlays import to_uint8
 from mgc.export.overlays import turntable
@@ -27,6 +28,6 @@ from mgc.export.overlays import turntable_poses
 __all__ = [
     "CameraFile", "MgcnetTextError", "bake_texture", "composite", "intrinsics_from_camera",
     "multi_pose_strip", "overlay_set", "paste_back", "read_camera", "read_landmarks", "read_obj",
-    "read_ply", "save_image", "to_uint8", "turntable", "turntable_poses", "write_camera",
+    "read_ply", "result_pictures", "save_image", "to_uint8", "turntable", "turntable_poses", "write_camera",
     "write_landmarks", "write_obj", "write_ply",
 ]

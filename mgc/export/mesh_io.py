@@ -9,12 +9,11 @@ import hashlib
 import os
 
 import numpy as np
-import tensorflow as tf
 import trimesh
 from scipy import ndimage
 
 from mgc.export.overlays import save_image, to_uint8
-from mgc.render import interpolate, rasterize_triangles
+from mgc.render import rasterize_triangles
 
 _MATERIAL = "material_0"
 
@@ -232,6 +231,35 @@ def read_ply(path):
     return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int32), colors
 
 
+_UV_RASTERS = {}  # digest of the layout -> (barycentrics, corners, nearest); one entry
+
+
+def _uv_raster(uvs, uv_triangles, triangles, width, height, padding):
+    """The UV layout rasterized once per layout and size (the same for every
+    face of a model): barycentrics [H, W, 3] and vertex corners [H, W, 3]
+    (0 and vertex 0 on uncovered texels, whose barycentrics are 0), and with
+    padding the nearest covered texel of every texel (or None). Bottom-up."""
+    digest = hashlib.sha1(f"{width}x{height}:{padding}".encode())
+    for array in (uvs, uv_triangles, triangles):
+        digest.update(array.tobytes())
+    key = digest.hexdigest()
+    if key not in _UV_RASTERS:
+        clip = np.concatenate([2.0 * uvs - 1.0, np.zeros_like(uvs[:, :1]),
+                               np.ones_like(uvs[:, :1])], axis=1).astype(np.float32)
+        barycentrics, triangle_ids, _ = rasterize_triangles(
+            clip[np.newaxis], uv_triangles.astype(np.int32), width, height)
+        barycentrics, triangle_ids = barycentrics[0].numpy(), triangle_ids[0].numpy()
+        covered = triangle_ids >= 0
+        corners = triangles[np.maximum(triangle_ids, 0)]
+        nearest = None
+        if padding and covered.any() and not covered.all():
+            nearest = ndimage.distance_transform_edt(~covered, return_distances=False,
+                                                     return_indices=True)
+        _UV_RASTERS.clear()
+        _UV_RASTERS[key] = (barycentrics, corners, nearest)
+    return _UV_RASTERS[key]
+
+
 def bake_texture(uvs, triangles, colors, size=512, uv_triangles=None, padding=True):
     """Bakes per-vertex colours into a UV texture with the project's rasterizer.
 
@@ -255,17 +283,10 @@ def bake_texture(uvs, triangles, colors, size=512, uv_triangles=None, padding=Tr
     colors = _numpy(colors, np.float32)
     _, triangles, _ = _check_mesh(np.zeros_like(colors), triangles)
     uvs, uv_triangles = _check_uvs(uvs, uv_triangles, triangles, len(colors))
-    clip = np.concatenate([2.0 * uvs - 1.0, np.zeros_like(uvs[:, :1]),
-                           np.ones_like(uvs[:, :1])], axis=1).astype(np.float32)
-    barycentrics, triangle_ids, _ = rasterize_triangles(
-        clip[np.newaxis], uv_triangles.astype(np.int32), int(width), int(height))
+    barycentrics, corners, nearest = _uv_raster(uvs, uv_triangles, triangles, int(width),
+                                                int(height), padding)
     # Same triangle ids, other corner indices: colours come from the vertices.
-    texture = interpolate(tf.constant(colors[np.newaxis]), triangles.astype(np.int32),
-                          barycentrics, triangle_ids)[0].numpy()
-    covered = triangle_ids[0].numpy() >= 0
-    if padding and covered.any() and not covered.all():
-        nearest = ndimage.distance_transform_edt(~covered, return_distances=False,
-                                                 return_indices=True)
+    texture = np.einsum("hwk,hwkc->hwc", barycentrics, colors[corners])
+    if nearest is not None:
         texture = texture[nearest[0], nearest[1]]
-    # The rasterizer's row 0 is v = 0 (bottom); images store the top first.
     return np.ascontiguousarray(texture[::-1])

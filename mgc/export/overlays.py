@@ -106,16 +106,18 @@ def _repeat_face(field, index, count):
     return tf.repeat(tf.cast(field[index:index + 1], tf.float32), count, axis=0)
 
 
-def _render_layers(face, triangles, poses, intrinsics, index):
-    """Lit colour, albedo and shading of face `index` at poses [P, 6].
+def _render_layers(face, triangles, poses, intrinsics, index,
+                   fields=("colors", "albedo", "shading")):
+    """The per-vertex `fields` of face `index` rendered at poses [P, 6]
+    (default: lit colour, albedo and shading).
 
-    Returns (layers [P, H, W, 9] = colour | albedo | shading clipped to
-    [0, 1e5], mask [P, H, W, 1]), top-down.
+    Returns (layers [P, H, W, 3 * len(fields)] clipped to [0, 1e5], mask
+    [P, H, W, 1]), top-down.
     """
     poses = tf.convert_to_tensor(poses, tf.float32)
     count = int(poses.shape[0])
-    attributes = tf.concat([_repeat_face(field, index, count)
-                            for field in (face.colors, face.albedo, face.shading)], axis=-1)
+    attributes = tf.concat([_repeat_face(getattr(face, field), index, count)
+                            for field in fields], axis=-1)
     layers = render_attributes(_repeat_face(face.vertices, index, count), attributes, triangles,
                                poses, intrinsics)
     # Clipped to [0, 1e5] as the original renders; to [0, 1] only for display (§9 B12).
@@ -133,8 +135,7 @@ def _render_gray(face, triangles, poses, intrinsics, index):
     return _numpy(gray)
 
 
-def overlay_set(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRINSICS,
-                with_multi_pose=False):
+def overlay_set(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRINSICS):
     """MGCNet's test-time pictures of one face (test_image.py, §8).
 
     Args:
@@ -145,8 +146,6 @@ def overlay_set(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRI
       crop: [H, W, 3] the aligned input crop, uint8 or float in [0, 1].
       index: which face of the batch.
       intrinsics: the crop camera.
-      with_multi_pose: also "mulPoses", multi_pose_strip's picture, from the
-        same renders (one rasterization for all of them).
 
     Returns:
       dict of uint8 [H, W, 3] pictures, keyed by MGCNet's file suffixes:
@@ -158,11 +157,10 @@ def overlay_set(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRI
       paste_back takes.
     """
     crop = _rgb(crop)
-    poses = [tf.cast(face.pose[index], tf.float32), tf.constant(geometry.DEFAULT_POSE, tf.float32)]
-    if with_multi_pose:
-        poses += [tf.constant(LEFT_POSE, tf.float32), tf.constant(RIGHT_POSE, tf.float32)]
-    layers, masks = _render_layers(face, triangles, tf.stack(poses), intrinsics, index)
-    gray = _render_gray(face, triangles, tf.stack(poses[:2]), intrinsics, index)
+    poses = tf.stack([tf.cast(face.pose[index], tf.float32),
+                      tf.constant(geometry.DEFAULT_POSE, tf.float32)])
+    layers, masks = _render_layers(face, triangles, poses, intrinsics, index)
+    gray = _render_gray(face, triangles, poses, intrinsics, index)
     mask = masks[0]
     pictures = {}
     for name, channels in (("", slice(0, 3)), ("Tex", slice(3, 6)), ("Light", slice(6, 9))):
@@ -171,12 +169,37 @@ def overlay_set(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRI
     # As the original, the gray overlay is cut out with the colour render's mask.
     pictures["overlayGeo"] = composite(gray[0], mask, crop)
     pictures["overlayGeoMain"] = to_uint8(gray[1])
-    pictures["mask"] = np.repeat((mask > 0.5).astype(np.uint8) * 255, 3, axis=-1)
-    if with_multi_pose:
-        # Crop, lit and gray overlays, then the lit face at left, default, right.
-        pictures["mulPoses"] = np.concatenate(
-            [to_uint8(crop), pictures["overlay"], pictures["overlayGeo"]]
-            + [to_uint8(layers[view, ..., :3]) for view in (2, 1, 3)], axis=1)
+    pictures["mask"] = _mask_picture(mask)
+    return pictures
+
+
+def _mask_picture(mask):
+    return np.repeat((mask > 0.5).astype(np.uint8) * 255, 3, axis=-1)
+
+
+def result_pictures(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRINSICS):
+    """The pictures a reconstruction writes, from the fewest renders: the
+    lit colour at four poses and the gray geometry at one.
+
+    Args: as overlay_set.
+
+    Returns:
+      dict with overlay_set's "overlay", "overlayGeo" and "mask" (the same
+      pictures) and "mulPoses" (multi_pose_strip's).
+    """
+    crop = _rgb(crop)
+    poses = tf.stack([tf.cast(face.pose[index], tf.float32),
+                      tf.constant(LEFT_POSE, tf.float32),
+                      tf.constant(geometry.DEFAULT_POSE, tf.float32),
+                      tf.constant(RIGHT_POSE, tf.float32)])
+    colours, masks = _render_layers(face, triangles, poses, intrinsics, index, ("colors",))
+    gray = _render_gray(face, triangles, poses[:1], intrinsics, index)
+    pictures = dict(overlay=composite(colours[0], masks[0], crop),
+                    overlayGeo=composite(gray[0], masks[0], crop), mask=_mask_picture(masks[0]))
+    # The crop, the lit and gray overlays, the lit face at left, default, right.
+    pictures["mulPoses"] = np.concatenate(
+        [to_uint8(crop), pictures["overlay"], pictures["overlayGeo"]]
+        + [to_uint8(colours[view]) for view in (1, 2, 3)], axis=1)
     return pictures
 
 
@@ -187,7 +210,7 @@ def multi_pose_strip(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_
 
     Args: as overlay_set.
     """
-    return overlay_set(face, triangles, crop, index, intrinsics, with_multi_pose=True)["mulPoses"]
+    return result_pictures(face, triangles, crop, index, intrinsics)["mulPoses"]
 
 
 def turntable_poses(vertices, yaw_degrees, base_pose=geometry.DEFAULT_POSE):

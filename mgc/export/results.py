@@ -50,7 +50,7 @@ import numpy as np
 from mgc import geometry
 from mgc.export.mesh_io import bake_texture, write_obj, write_ply
 from mgc.export.mgcnet_text import write_camera, write_landmarks
-from mgc.export.overlays import overlay_set, paste_back, save_image
+from mgc.export.overlays import paste_back, result_pictures, save_image
 from mgc.preprocess import invert, transform_points
 
 INPUT_PREVIEW_SIDE = 1024
@@ -234,8 +234,7 @@ def write_face_results(output_dir, stem, face_index, prepared_face, fit_result, 
     # Pictures show the model's front region (the face without ears and neck,
     # like MGCNet's training renders): the fit only saw the skin there.
     face_triangles = model.front_vertices[model.front_triangles]
-    pictures = overlay_set(render, face_triangles, prepared_face.crop, index=b,
-                           with_multi_pose=True)
+    pictures = result_pictures(render, face_triangles, prepared_face.crop, index=b)
     save_image(path["overlay"], pictures["overlay"], overwrite=True)
     save_image(path["overlay_geo"], pictures["overlayGeo"], overwrite=True)
     save_image(path["multi_pose"], pictures["mulPoses"], overwrite=True)

@@ -1,5 +1,34 @@
 """Vertex normals as MGCNet computes them (MGCNET_REFERENCE.md §2.5)."""
+import hashlib
+
+import numpy as np
 import tensorflow as tf
+
+_INCIDENCE = {}  # digest of (triangles, vertex count) -> (triangles, corner->face sparse, counts)
+_MAX_TOPOLOGIES = 8
+
+
+def _incidence(triangles, num_vertices):
+    """The topology's constants, made once: triangles as a tensor, the
+    [N, T] vertex-face incidence (a sparse matmul sums the face normals of
+    each vertex: faster than a segment sum over every corner) and the face
+    count of each vertex."""
+    triangles = np.asarray(triangles, np.int32)
+    key = hashlib.sha1(triangles.tobytes() + str(num_vertices).encode()).hexdigest()
+    if key not in _INCIDENCE:
+        corners = triangles.reshape(-1).astype(np.int64)
+        faces = np.repeat(np.arange(len(triangles), dtype=np.int64), 3)
+        order = np.lexsort((faces, corners))  # row-major order, as SparseTensor wants
+        with tf.init_scope():  # eager constants, also when first used while tracing
+            incidence = tf.sparse.SparseTensor(
+                np.stack([corners[order], faces[order]], axis=1),
+                np.ones(len(order), np.float32), [num_vertices, len(triangles)])
+            counts = tf.constant(np.bincount(corners, minlength=num_vertices).astype(np.float32))
+            entry = (tf.constant(triangles), incidence, counts)
+        if len(_INCIDENCE) >= _MAX_TOPOLOGIES:
+            _INCIDENCE.pop(next(iter(_INCIDENCE)))
+        _INCIDENCE[key] = entry
+    return _INCIDENCE[key]
 
 
 def vertex_normals(vertices, triangles, differentiable=False):
@@ -10,19 +39,20 @@ def vertex_normals(vertices, triangles, differentiable=False):
     normalised (+1e-12). As in the original no gradient flows through the
     normals (differentiable=False) -- but they are exact for every call,
     without the original's running-sum accumulation (docs/DIFFERENCES.md).
+    The triangles must be a NumPy array (or list): their constants are
+    made once per topology.
     """
     vertices = tf.convert_to_tensor(vertices, tf.float32)
-    triangles = tf.convert_to_tensor(triangles, tf.int32)
+    num_vertices = vertices.shape[1]
+    if num_vertices is None:
+        raise ValueError("vertex_normals needs a static vertex count (vertices [B, N, 3])")
+    triangles, incidence, counts = _incidence(triangles, num_vertices)
     corners = tf.gather(vertices, triangles, axis=1)  # [B, T, 3, 3]
     cross = tf.linalg.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0])
     face_normals = cross / (tf.norm(cross, axis=-1, keepdims=True) + 1e-12)
-    num_vertices = tf.shape(vertices)[1]
-    flat_corners = tf.reshape(triangles, [-1])
-    # Each face normal, once per corner: [T * 3, B, 3].
-    per_corner = tf.repeat(tf.transpose(face_normals, [1, 0, 2]), 3, axis=0)
-    sums = tf.math.unsorted_segment_sum(per_corner, flat_corners, num_vertices)
-    counts = tf.math.unsorted_segment_sum(tf.ones_like(flat_corners, tf.float32), flat_corners,
-                                          num_vertices)
+    # [T, B * 3] -> per-vertex sums [N, B * 3] -> [B, N, 3]
+    by_face = tf.reshape(tf.transpose(face_normals, [1, 0, 2]), [tf.shape(face_normals)[1], -1])
+    sums = tf.reshape(tf.sparse.sparse_dense_matmul(incidence, by_face), [num_vertices, -1, 3])
     means = tf.transpose(sums, [1, 0, 2]) / (counts[tf.newaxis, :, tf.newaxis] + 1e-6)
     normals = means / (tf.norm(means, axis=-1, keepdims=True) + 1e-12)
     return normals if differentiable else tf.stop_gradient(normals)
