@@ -231,14 +231,14 @@ def read_ply(path):
     return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int32), colors
 
 
-_UV_RASTERS = {}  # digest of the layout -> (barycentrics, corners, nearest); one entry
+_UV_RASTERS = {}  # digest of the layout -> (barycentrics, corners); one entry
 
 
 def _uv_raster(uvs, uv_triangles, triangles, width, height, padding):
     """The UV layout rasterized once per layout and size (the same for every
     face of a model): barycentrics [H, W, 3] and vertex corners [H, W, 3]
-    (0 and vertex 0 on uncovered texels, whose barycentrics are 0), and with
-    padding the nearest covered texel of every texel (or None). Bottom-up."""
+    per texel, bottom-up. Uncovered texels have barycentrics 0, or with
+    padding those of the nearest covered texel (so they take its colour)."""
     digest = hashlib.sha1(f"{width}x{height}:{padding}".encode())
     for array in (uvs, uv_triangles, triangles):
         digest.update(array.tobytes())
@@ -251,12 +251,12 @@ def _uv_raster(uvs, uv_triangles, triangles, width, height, padding):
         barycentrics, triangle_ids = barycentrics[0].numpy(), triangle_ids[0].numpy()
         covered = triangle_ids >= 0
         corners = triangles[np.maximum(triangle_ids, 0)]
-        nearest = None
         if padding and covered.any() and not covered.all():
-            nearest = ndimage.distance_transform_edt(~covered, return_distances=False,
-                                                     return_indices=True)
+            rows, columns = ndimage.distance_transform_edt(~covered, return_distances=False,
+                                                           return_indices=True)
+            barycentrics, corners = barycentrics[rows, columns], corners[rows, columns]
         _UV_RASTERS.clear()
-        _UV_RASTERS[key] = (barycentrics, corners, nearest)
+        _UV_RASTERS[key] = (barycentrics, corners)
     return _UV_RASTERS[key]
 
 
@@ -283,10 +283,8 @@ def bake_texture(uvs, triangles, colors, size=512, uv_triangles=None, padding=Tr
     colors = _numpy(colors, np.float32)
     _, triangles, _ = _check_mesh(np.zeros_like(colors), triangles)
     uvs, uv_triangles = _check_uvs(uvs, uv_triangles, triangles, len(colors))
-    barycentrics, corners, nearest = _uv_raster(uvs, uv_triangles, triangles, int(width),
-                                                int(height), padding)
+    barycentrics, corners = _uv_raster(uvs, uv_triangles, triangles, int(width), int(height),
+                                       padding)
     # Same triangle ids, other corner indices: colours come from the vertices.
-    texture = np.einsum("hwk,hwkc->hwc", barycentrics, colors[corners])
-    if nearest is not None:
-        texture = texture[nearest[0], nearest[1]]
+    texture = sum(barycentrics[..., k, np.newaxis] * colors[corners[..., k]] for k in range(3))
     return np.ascontiguousarray(texture[::-1])

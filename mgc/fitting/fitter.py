@@ -289,8 +289,10 @@ def fit_faces(crops, landmarks, model, settings=FitSettings(), initial_coefficie
     usable = check_model_landmarks(model, landmarks.shape[1])
     targets = landmarks.copy()
     targets[:, ~usable] = np.nan
-    # The photo's skin comes from all detected points, whatever the model has.
-    skin = np.stack([skin_probability(crop, points) if points.shape[0] == 68 else
+    # The photo's skin comes from all detected points, whatever the model has
+    # (no steps, e.g. a network's answer as is: no photometric loss to weigh).
+    skin = np.stack([skin_probability(crop, points)
+                     if points.shape[0] == 68 and settings.total_steps else
                      np.ones(crop.shape[:2], np.float32) for crop, points in zip(crops, landmarks)])
     model_points = selection @ model.mean_shape[np.maximum(model.landmarks, 0)]
     model_points[~usable] = np.nan
