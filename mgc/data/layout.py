@@ -124,7 +124,7 @@ def list_path(dataset_dir, name="train"):
 def png_bytes(array):
     """Lossless PNG encoding of a uint8 [H, W, 3] array."""
     buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8), "RGB").save(buffer, "PNG")
+    Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(buffer, "PNG")
     return buffer.getvalue()
 
 
