@@ -10,6 +10,7 @@ The original sums each per-view loss over the three views and divides by 3;
 other losses are per view and `average_over_views` finishes them.
 """
 import math
+import numbers
 
 import numpy as np
 import tensorflow as tf
@@ -53,15 +54,19 @@ def _check_same_shape(tensor, reference, name, reference_name):
 def _check_weights(tensor, name):
     """Negative or non-finite weights are refused when their values are known."""
     values = tf.get_static_value(tensor)
-    if values is not None and not (np.all(np.isfinite(values)) and np.all(values >= 0)):
-        raise ValueError(f"{name} must be finite and non-negative, got {values}")
+    if values is None:
+        return
+    bad = ~(np.isfinite(values) & (values >= 0))
+    if np.any(bad):
+        raise ValueError(f"{name} must be finite and non-negative, got {values[bad][:3]} "
+                         f"({int(bad.sum())} bad of {values.size})")
 
 
-def _check_weight(value, name):
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+def checked_weight(value, name):
+    """A weight flag as a float; refuses non-numbers, negatives and non-finite values."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{name} must be finite and non-negative, got {value}")
     return value
@@ -120,7 +125,7 @@ def skin_weights(skin):
 
 def landmark_weights(detail_weight):
     """[68] float32: 1, and detail_weight (lm_detail_weight) on nose and inner lips."""
-    detail_weight = _check_weight(detail_weight, "detail_weight")
+    detail_weight = checked_weight(detail_weight, "detail_weight")
     weights = np.ones(NUM_LANDMARKS, np.float32)
     weights[list(DETAIL_LANDMARKS)] = detail_weight
     return tf.constant(weights)

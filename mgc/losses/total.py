@@ -9,9 +9,10 @@ Every product whose weight is 0 is left out of the graph (the original's
 the dict and a NaN in an unused term does not reach the total.
 """
 import dataclasses
-import math
 
 import tensorflow as tf
+
+from mgc.losses.per_view import checked_weight
 
 LOSS_NAMES = ("reg_shape_loss", "reg_color_loss", "lm2d_loss", "render_loss", "id_loss",
               "pixel_loss", "ssim_loss", "depth_loss", "epi_loss")
@@ -35,7 +36,7 @@ class LossWeights:
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
-            object.__setattr__(self, field.name, _weight(getattr(self, field.name), field.name))
+            object.__setattr__(self, field.name, checked_weight(getattr(self, field.name), field.name))
 
     @classmethod
     def documented(cls):
@@ -60,18 +61,6 @@ class LossWeights:
                 ("ssim_loss", self.ssim_weight),
                 ("epi_loss", self.epipolar_weight),
                 ("depth_loss", self.depth_weight))
-
-
-def _weight(value, name):
-    if isinstance(value, bool):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be finite and non-negative, got {value}")
-    return value
 
 
 def total_loss(terms, weights):
