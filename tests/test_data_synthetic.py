@@ -14,8 +14,7 @@ from PIL import Image
 
 from experiments import make_synthetic_tuples
 from mgc import geometry, paths
-from mgc.data import layout
-from mgc.data import synthetic
+from mgc.data import layout, prepare, synthetic
 from mgc.eval.synthetic import head_angles
 from mgc.facemodel import CoefficientLayout, decode_shape, default_face_model
 
@@ -65,6 +64,11 @@ def test_tuples_have_the_layout_shapes(pairs):
     np.testing.assert_array_equal(tuple_.intrinsics[1], geometry.MGCNET_INTRINSICS.matrix())
     assert truth.depths.shape == truth.masks.shape == (3, 224, 224)
     assert truth.background_file.endswith(("a.png", "b.jpg"))
+
+
+def test_prepare_writes_the_same_k_as_the_geometry():
+    """mgc.data.prepare spells K out to stay free of TensorFlow."""
+    np.testing.assert_array_equal(prepare.MGCNET_K, geometry.MGCNET_INTRINSICS.matrix())
 
 
 def test_same_seed_same_tuples(model, background_folder, pairs):

@@ -11,7 +11,10 @@ from mgc.data.layout import read_list
 from mgc.data.layout import read_tuple
 from mgc.data.layout import write_list
 from mgc.data.layout import write_tuple
+from mgc.data.prepare import PrepareSetupError
+from mgc.data.prepare import prepare_dataset
 
 __all__ = [
     "Tuple", "TupleError", "read_cam", "read_list", "read_tuple", "write_list", "write_tuple",
+    "PrepareSetupError", "prepare_dataset",
 ]
