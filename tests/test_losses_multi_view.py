@@ -568,7 +568,7 @@ def test_epipolar_distance_of_true_correspondences(mean_face):
         return points, rel
 
     (target, source), rel = correspondences(np.array([[0.2, 0, 0, 0, 0, 150.0]], np.float32))
-    assert epipolar_loss(target, source, rel).numpy()[0] < 0.5  # measured ~1e-3
+    assert epipolar_loss(target, source, rel).numpy()[0] < 0.5  # measured 4e-5
 
     head = np.array([0, 0, geometry.DEFAULT_POSE[5]])
     yaw = np_rotation(0, 0.3, 0)
@@ -577,7 +577,7 @@ def test_epipolar_distance_of_true_correspondences(mean_face):
     original = epipolar_loss(target, source, rel).numpy()[0]
     textbook = np_epipolar_loss(target.numpy(), source.numpy(), rel.numpy().astype(np.float64),
                                 geometry.MGCNET_INTRINSICS.matrix(), textbook=True)[0]
-    assert textbook < 0.5 < 1.0 < original
+    assert textbook < 0.5 < 1.0 < original  # measured 6e-6 and 2.7 px
 
 
 # ---------------------------------------------------------------- parity with the original

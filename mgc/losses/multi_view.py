@@ -545,7 +545,10 @@ def gate_multi_view(losses, flags, per_sample=False):
     per_sample=True (what the paper describes): each error times its own gate,
       batch mean:      sum_i mean_b(e_ib g_b)
       flag-normalised: sum_i sum_b(e_ib g_b) / (sum_b(g_b) + 1e-6)
-    The two agree when every flag gives the same gate.
+    (the flag-weighted mean; the original's commented-out line). With batch 1
+    the two forms are equal; with equal gates the batch means are equal and
+    the original's flag-normalised terms are B times the paper's (a sum over
+    the batch instead of a mean).
 
     Args:
       losses: dict name -> list over sources of [B] (or [B, 1]) errors; names
