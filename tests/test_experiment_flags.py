@@ -17,7 +17,7 @@ from mgc import paths
 
 FLAGS = flags.FLAGS
 EXPERIMENTS = os.path.join(paths.REPO_ROOT, "experiments")
-NOT_SCRIPTS = ("__init__", "common_flags")
+NOT_SCRIPTS = ("__init__", "common_flags", "mgcnet_flags")  # flag definitions
 
 
 def _source(stem):

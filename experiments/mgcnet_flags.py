@@ -1,0 +1,48 @@
+"""The flags of the original train_unsupervise.py that evaluate_losses and
+train share, with the original's names and defaults
+(../shared/spec/MGCNET_REFERENCE.md §5.9), defined once here.
+
+    from experiments import mgcnet_flags
+    weights = mgcnet_flags.loss_weights()
+
+One default departs from the original: --match_num is 68, because with the
+original's 0 the graph cannot be built (docs/DIFFERENCES.md).
+"""
+import dataclasses
+
+from absl import flags
+
+from mgc.losses.total import LossWeights
+
+FLAGS = flags.FLAGS
+_DEFAULTS = LossWeights()
+
+flags.DEFINE_string("dataset_dir", "", "Folder of the training tuples in the original layout "
+                    "(<dataset_dir>/<dataset_name_list>.txt and its files).")
+flags.DEFINE_string("dataset_name_list", "train", "The list file's name without .txt.")
+flags.DEFINE_string("path_gpmm", None, "The face model: MGCNet's h5 "
+                    "(bfm09_trim_exp_uv_presplit.h5) or a model file with its 257 layout.")
+flags.DEFINE_integer("match_num", 68, "Landmarks per view in _cam.txt; must be 68 (the "
+                     "original's default 0 cannot build the graph).")
+flags.DEFINE_integer("flag_fore", 1, "1: render the front sub-mesh (as the original "
+                     "trains); 0: the whole mesh.", lower_bound=0, upper_bound=1)
+flags.DEFINE_bool("per_sample_gating", False, "Gate each sample's multi-view errors by its "
+                  "own flag_sgl_mul, as the paper describes, instead of the original's executed "
+                  "[B, B] broadcast (docs/DIFFERENCES.md).")
+for _field in dataclasses.fields(LossWeights):
+    flags.DEFINE_float(_field.name, getattr(_DEFAULTS, _field.name),
+                       f"Loss weight (the original's flag and default; --preset documented: "
+                       f"{getattr(LossWeights.documented(), _field.name)}).", lower_bound=0.0)
+
+WEIGHT_FLAGS = tuple(field.name for field in dataclasses.fields(LossWeights))
+SHARED = ("dataset_dir", "dataset_name_list", "path_gpmm", "match_num", "flag_fore",
+          "per_sample_gating") + WEIGHT_FLAGS
+
+
+def loss_weights(preset=None):
+    """LossWeights from the weight flags. With preset="documented" the
+    documented command's weights, except the flags given explicitly."""
+    base = LossWeights.documented() if preset == "documented" else LossWeights()
+    chosen = {name: FLAGS[name].value for name in WEIGHT_FLAGS
+              if preset != "documented" or FLAGS[name].present}
+    return dataclasses.replace(base, **chosen)
