@@ -4,12 +4,12 @@ import hashlib
 import numpy as np
 import tensorflow as tf
 
-_INCIDENCE = {}  # digest of (triangles, vertex count) -> (triangles, corner->face sparse, counts)
+_INCIDENCE = {}  # digest of (triangles, vertex count) -> (corner indices, incidence, counts)
 _MAX_TOPOLOGIES = 8
 
 
 def _incidence(triangles, num_vertices):
-    """The topology's constants, made once: triangles as a tensor, the
+    """The topology's constants, made once: each corner's vertex indices, the
     [N, T] vertex-face incidence (a sparse matmul sums the face normals of
     each vertex: faster than a segment sum over every corner) and the face
     count of each vertex."""
@@ -24,7 +24,7 @@ def _incidence(triangles, num_vertices):
                 np.stack([corners[order], faces[order]], axis=1),
                 np.ones(len(order), np.float32), [num_vertices, len(triangles)])
             counts = tf.constant(np.bincount(corners, minlength=num_vertices).astype(np.float32))
-            entry = (tf.constant(triangles), incidence, counts)
+            entry = ([tf.constant(triangles[:, k]) for k in range(3)], incidence, counts)
         if len(_INCIDENCE) >= _MAX_TOPOLOGIES:
             _INCIDENCE.pop(next(iter(_INCIDENCE)))
         _INCIDENCE[key] = entry
@@ -46,9 +46,10 @@ def vertex_normals(vertices, triangles, differentiable=False):
     num_vertices = vertices.shape[1]
     if num_vertices is None:
         raise ValueError("vertex_normals needs a static vertex count (vertices [B, N, 3])")
-    triangles, incidence, counts = _incidence(triangles, num_vertices)
-    corners = tf.gather(vertices, triangles, axis=1)  # [B, T, 3, 3]
-    cross = tf.linalg.cross(corners[:, :, 1] - corners[:, :, 0], corners[:, :, 2] - corners[:, :, 0])
+    corner_indices, incidence, counts = _incidence(triangles, num_vertices)
+    # One gather per corner: cheaper than a [B, T, 3, 3] gather sliced afterwards.
+    first, second, third = [tf.gather(vertices, indices, axis=1) for indices in corner_indices]
+    cross = tf.linalg.cross(second - first, third - first)
     face_normals = cross / (tf.norm(cross, axis=-1, keepdims=True) + 1e-12)
     # [T, B * 3] -> per-vertex sums [N, B * 3] -> [B, N, 3]
     by_face = tf.reshape(tf.transpose(face_normals, [1, 0, 2]), [tf.shape(face_normals)[1], -1])

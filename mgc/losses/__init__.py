@@ -31,3 +31,8 @@ from mgc.losses.total import total_loss
 
 __all__ += ["average_over_views", "checked_weight", "composite", "identity_loss", "image_to_float", "landmark_loss", "landmark_weights", "photometric_loss", "regularisation_losses", "skin_weights"]  # noqa: E501 (per_view)
 __all__ += ["LOSS_NAMES", "SUM_NAMES", "LossWeights", "total_loss"]  # noqa: E501 (total)
+from mgc.losses.training import TrainingOutputs
+from mgc.losses.training import training_losses
+from mgc.losses.training import view_coefficients
+
+__all__ += ["TrainingOutputs", "training_losses", "view_coefficients"]  # (training)

@@ -420,14 +420,17 @@ def ssim_loss(warped, target_image, valid):
     y = _image(target_image, "target_image")
     valid = _image(valid, "valid", 1)
     x, y, valid = _same_dtype(x, y, valid)
-    mu_x, mu_y = _mean_pool3(x), _mean_pool3(y)
-    sigma_x = _mean_pool3(x ** 2) - mu_x ** 2
-    sigma_y = _mean_pool3(y ** 2) - mu_y ** 2
-    sigma_xy = _mean_pool3(x * y) - mu_x * mu_y
+    # One pool over all six maps (pooling is per channel): the pool op's
+    # cost is mostly per call, several times that of the arithmetic.
+    pooled = _mean_pool3(tf.concat([x, y, x ** 2, y ** 2, x * y, valid], axis=-1))
+    mu_x, mu_y, mean_xx, mean_yy, mean_xy = tf.split(pooled[..., :-1], 5, axis=-1)
+    sigma_x = mean_xx - mu_x ** 2
+    sigma_y = mean_yy - mu_y ** 2
+    sigma_xy = mean_xy - mu_x * mu_y
     numerator = (2 * mu_x * mu_y + SSIM_C1) * (2 * sigma_xy + SSIM_C2)
     denominator = (mu_x ** 2 + mu_y ** 2 + SSIM_C1) * (sigma_x + sigma_y + SSIM_C2)
     error = tf.clip_by_value((1 - numerator / denominator) / 2, 0, 1)
-    return tf.reduce_mean(error * _mean_pool3(valid), axis=[1, 2, 3])
+    return tf.reduce_mean(error * pooled[..., -1:], axis=[1, 2, 3])
 
 
 def depth_consistency_loss(warped_depth, target_depth, valid):
