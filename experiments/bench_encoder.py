@@ -17,7 +17,7 @@ depending on other load).
 
     python -m experiments.bench_encoder [--repeats=3] [--write_docs]
 
---repeats defaults to 3 here; --write_docs replaces the "bench_encoder"
+--repeats defaults to 3 here, --batches to 1,8,32; --write_docs replaces the "bench_encoder"
 block in docs/PERFORMANCE.md.
 """
 import datetime
@@ -33,13 +33,13 @@ from mgc import paths
 from mgc.nets.encoder import IMAGE_SIZE, NUM_OUTPUTS, Encoder, load_encoder
 
 FLAGS = flags.FLAGS
-common_flags.use("write_docs", "repeats")
+common_flags.use("write_docs", "repeats", "batches")
 flags.DEFINE_integer("warmup", 1, "Untimed calls per network and batch size after the first "
                      "(tracing) call, before timing.",
                      lower_bound=1)
-flags.DEFINE_list("batches", ["1", "8", "32"], "Batch sizes to time.")
 
 DEFAULT_REPEATS = 3
+DEFAULT_BATCHES = ["1", "8", "32"]
 
 
 def repeats():
@@ -117,7 +117,8 @@ def main(argv):
     del argv
     encoder, weights = encoder_and_weights()
     resnet = yardstick()
-    rows = [time_batch(encoder, resnet, int(b)) for b in FLAGS.batches]
+    batches = common_flags.value_or("batches", DEFAULT_BATCHES)
+    rows = [time_batch(encoder, resnet, int(b)) for b in batches]
     threads = tf.config.threading.get_intra_op_parallelism_threads() or os.cpu_count()
     text = table(rows) + "\n\n" + notes(weights, threads)
     print(f"MGCNet encoder vs tf.keras.applications.ResNet50:\n{text}")

@@ -53,12 +53,14 @@ flags.DEFINE_integer(
 flags.DEFINE_bool("write_docs", False, "Replace the script's measured table in docs/.")
 flags.DEFINE_integer("repeats", None, "Timed repetitions per measurement, the median reported "
                      "(None: the script's own default, see its --help).", lower_bound=1)
+flags.DEFINE_list("batches", None, "Batch sizes to time (None: the script's own default, see "
+                  "its --help).")
 flags.DEFINE_string(
     "checkpoint", None, "An MGCNet checkpoint prefix (e.g. ckpt/model-400000): an original TF1 "
     "checkpoint or one this project writes (mgc.nets.load_encoder).")
 
 SHARED = ("input", "output", "overwrite", "data_root", "face_model", "batch_size", "detector",
-          "seed", "count", "steps", "write_docs", "repeats", "checkpoint")
+          "seed", "count", "steps", "write_docs", "repeats", "batches", "checkpoint")
 _USED = {}  # shared flag name -> modules that take it
 _SCRIPTS = set()  # modules that called use()
 

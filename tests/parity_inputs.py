@@ -9,6 +9,7 @@ manifest of the folder it writes into:
     build/parity_inputs_facenet   the checkpoint with FaceNet and the shared
                                   training tuple (--facenet --tuple shared)
 """
+import fcntl
 import json
 import os
 import subprocess
@@ -53,12 +54,16 @@ def _regenerated(folder, options, expected, keep):
         with open(manifest_path) as stream:
             return {k: v for k, v in _arrays(json.load(stream)).items() if keep(k)}
 
-    if cached() != expected:
-        subprocess.run([sys.executable, os.path.join(parity_root(), "make_inputs.py"),
-                        "--out", folder, "--data-root", paths.data_root(), *options],
-                       check=True, stdout=subprocess.DEVNULL)
-        assert cached() == expected, \
-            f"the inputs regenerated into {folder} differ from those the oracle was computed from"
+    # One writer at a time: parallel test workers share build/.
+    os.makedirs(BUILD, exist_ok=True)
+    with open(folder.rstrip("/") + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if cached() != expected:
+            subprocess.run([sys.executable, os.path.join(parity_root(), "make_inputs.py"),
+                            "--out", folder, "--data-root", paths.data_root(), *options],
+                           check=True, stdout=subprocess.DEVNULL)
+            assert cached() == expected, (f"the inputs regenerated into {folder} differ from "
+                                          "those the oracle was computed from")
     return folder
 
 
