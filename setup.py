@@ -105,7 +105,7 @@ setup(
     install_requires=REQUIREMENTS,
     # onnx: experiments.export_model --onnx (tested with tf2onnx 1.17.0, onnx
     # 1.23.2, onnxruntime 1.32.0 beside TensorFlow 2.21; not in make test).
-    extras_require={"test": ["pytest"],
+    extras_require={"test": ["pytest", "pytest-xdist"],
                     "onnx": ["tf2onnx>=1.17", "onnx>=1.14", "onnxruntime>=1.17"]},
     ext_modules=[Extension("mgc.render._rasterize_triangles_ops", sources=[])],
     cmdclass={"build_ext": BuildOps},

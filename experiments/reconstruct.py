@@ -104,6 +104,7 @@ from experiments import common_flags  # noqa: E402
 from mgc import preprocess  # noqa: E402
 from mgc.export import index_page, results, run_folder  # noqa: E402
 from mgc.export.run_folder import DONE, FAILURES, STARTED, RunFolderError  # noqa: E402
+from mgc.failures import FailureList  # noqa: E402
 from mgc.facemodel import MGCNET_LAYOUT, CoefficientLayout, FaceModelError, load_face_model  # noqa: E402,E501
 from mgc.fitting import FitSettings, check_model_landmarks, fit_faces  # noqa: E402
 from mgc.nets import CheckpointError, load_encoder  # noqa: E402
@@ -185,7 +186,7 @@ class Reconstruction:
     def __init__(self, output_dir, model, settings, options, encoder=None):
         self.output_dir, self.model, self.settings = output_dir, model, settings
         self.options, self.encoder = options, encoder
-        self.failures = run_folder.FailureList(os.path.join(output_dir, FAILURES))
+        self.failures = FailureList(os.path.join(output_dir, FAILURES))
         self.counts = collections.Counter()
         self.seconds = collections.Counter()
         self.pending = []  # prepared jobs whose faces are not all fitted yet

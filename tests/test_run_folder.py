@@ -14,6 +14,7 @@ import pytest
 from PIL import Image
 
 from mgc.export import index_page, run_folder
+from mgc.failures import FailureList
 from mgc.preprocess import ImageError, load_image
 from mgc.preprocess.inputs import InputError, collect_pictures
 
@@ -166,9 +167,9 @@ def test_stale_reasons_name_the_flag_and_the_file(tmp_path):
 
 def test_failure_rows_are_saved_as_they_happen(tmp_path):
     path = str(tmp_path / "failures.csv")
-    failures = run_folder.FailureList(path)
+    failures = FailureList(path)
     failures.add("a.jpg", "no face: a.jpg")
-    assert list(run_folder.FailureList(path).rows) == ["a.jpg"]  # on disk already
+    assert list(FailureList(path).rows) == ["a.jpg"]  # on disk already
     failures.add("b,1.jpg", "unreadable: b,1.jpg")
     failures.remove("a.jpg")
-    assert dict(run_folder.FailureList(path).rows) == {"b,1.jpg": "unreadable: b,1.jpg"}
+    assert dict(FailureList(path).rows) == {"b,1.jpg": "unreadable: b,1.jpg"}

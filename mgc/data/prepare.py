@@ -25,7 +25,6 @@ view's landmarks came from; {"status": "started"} before the other files,
 "done" after them), the list file `train.txt` of every done tuple in the
 folder, and failures.csv (source, reason) of the sources that failed.
 """
-import csv
 import dataclasses
 import json
 import os
@@ -34,6 +33,7 @@ from typing import List, Optional
 import numpy as np
 
 from mgc.data import layout
+from mgc.failures import FailureList
 from mgc.preprocess import ImageError, LandmarkFileError, NoFaceError, load_image, prepare_faces
 from mgc.preprocess.detection import LandmarkPredictor
 from mgc.preprocess.inputs import IMAGE_EXTENSIONS
@@ -43,7 +43,6 @@ from mgc.preprocess.skin_color import skin_map_uint8
 FLAG_CORRESPONDING, FLAG_MULTIVIEW = 2, 1
 SOURCE_SUFFIX = "_source.json"
 FAILURES = "failures.csv"
-FAILURES_HEADER = ("source", "reason")
 LIST_NAME = "train"
 # MGCNet's K (MGCNET_REFERENCE.md §3.3), written out: mgc.geometry would
 # import TensorFlow, which nothing here needs (a test checks they agree).
@@ -309,39 +308,6 @@ def check_output(output_dir, overwrite=False):
             f"{foreign[0]}); choose another --output, or --overwrite to rewrite the list")
 
 
-class FailureTable:
-    """failures.csv (source, reason): earlier runs' rows are kept, a source
-    appears once with its newest reason, and leaves when it is done. Saved
-    after every change, whole (temporary file and rename)."""
-
-    def __init__(self, path):
-        self.path, self.rows = path, {}
-        if os.path.exists(path):
-            with open(path, newline="", encoding="utf-8") as stream:
-                for row in csv.DictReader(stream):
-                    if row.get("source"):
-                        self.rows[row["source"]] = row.get("reason") or ""
-
-    def add(self, source, reason):
-        self.rows.pop(source, None)
-        self.rows[source] = reason
-        self.save()
-
-    def remove(self, source):
-        if self.rows.pop(source, None) is not None:
-            self.save()
-
-    def save(self):
-        if not self.rows and not os.path.exists(self.path):
-            return
-        temporary = f"{self.path}.tmp-{os.getpid()}"
-        with open(temporary, "w", newline="", encoding="utf-8") as stream:
-            writer = csv.writer(stream, lineterminator="\n")
-            writer.writerow(FAILURES_HEADER)
-            writer.writerows(self.rows.items())
-        os.replace(temporary, self.path)
-
-
 # --- A run --------------------------------------------------------------------
 
 def prepare_dataset(input_dir, output_dir, list_file=None, detector="auto", overwrite=False,
@@ -364,7 +330,7 @@ def prepare_dataset(input_dir, output_dir, list_file=None, detector="auto", over
     sources = find_sources(input_dir, list_file, skip)
     check_output(output_dir, overwrite)
     os.makedirs(output_dir, exist_ok=True)
-    failures = FailureTable(os.path.join(output_dir, FAILURES))
+    failures = FailureList(os.path.join(output_dir, FAILURES), key="source")
     summary = Summary([], [], [], layout.list_path(output_dir, LIST_NAME), failures.path)
     for source in (wrap(sources) if wrap else sources):
         outcome, reason = _prepare_one(source, output_dir, detector, overwrite)

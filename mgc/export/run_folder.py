@@ -11,9 +11,7 @@ silently reusing results.
 Every JSON and CSV is written through a temporary file and os.replace, so a
 reader (or a run that was killed) sees a file either whole or absent.
 """
-import collections
 import contextlib
-import csv
 import errno
 import fcntl
 import hashlib
@@ -239,37 +237,3 @@ def _file_change(path, recorded):
     if now["sha256"] != recorded.get("sha256"):
         return "changed (same size, other content)"
     return ""
-
-
-class FailureList:
-    """failures.csv (columns image, reason): earlier runs' rows are kept, a
-    picture appears once with its newest reason, successes are removed.
-    Every change is saved at once, so a killed run loses no row."""
-
-    def __init__(self, path):
-        self.path = path
-        self.rows = collections.OrderedDict()
-        if os.path.exists(path):
-            with open(path, newline="", encoding="utf-8") as stream:
-                for row in csv.DictReader(stream):
-                    if row.get("image"):
-                        self.rows[row["image"]] = row.get("reason") or ""
-
-    def add(self, image, reason):
-        self.rows.pop(image, None)
-        self.rows[image] = reason
-        self.save()
-
-    def remove(self, image):
-        if self.rows.pop(image, None) is not None:
-            self.save()
-
-    def save(self):
-        if not self.rows and not os.path.exists(self.path):
-            return
-        temporary = self.path + ".tmp"
-        with open(temporary, "w", newline="", encoding="utf-8") as stream:
-            writer = csv.writer(stream, lineterminator="\n")
-            writer.writerow(FAILURES_HEADER)
-            writer.writerows(self.rows.items())
-        os.replace(temporary, self.path)

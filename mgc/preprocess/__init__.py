@@ -33,6 +33,7 @@ __all__ = [
     "CROP_SIZE", "FaceBox", "FaceDetector", "ImageError", "LandmarkFileError",
     "LandmarkPredictor", "NoFaceError", "PreparedFace", "STD_224_BFM09", "align",
     "detect_with_fallback", "detected_face", "find_landmark_file", "five_points", "invert",
-    "landmark_file_candidates", "load_image", "prepare_faces", "read_landmark_file", "read_pts",
-    "read_txt", "similarity_transform", "template", "transform_points",
+    "landmark_file_candidates", "load_detection_models", "load_image", "prepare_faces",
+    "read_landmark_file", "read_pts", "read_txt", "similarity_transform", "template",
+    "transform_points",
 ]
