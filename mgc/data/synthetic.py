@@ -295,7 +295,7 @@ class SyntheticTuples:
             image = mask * render.image.numpy()[view] + (1 - mask) * backgrounds[view] / 255.0
             image = np.clip(image, 0, 1)
             before = image.copy()
-            scenes._paint_eyeballs(image, mask[..., 0] > 0)  # pylint: disable=protected-access
+            scenes.paint_eyeballs(image, mask[..., 0] > 0)
             eyeballs = np.any(image != before, axis=-1)
             images.append((image * 255).round().astype(np.uint8))
             masks.append((mask[..., 0] > 0) | eyeballs)

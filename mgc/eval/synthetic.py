@@ -122,7 +122,7 @@ def picture_rotation(crop_matrix, pose_delta):
     return in_plane.T @ geometry.rotation_matrix(pose[:, :3]).numpy()[0]
 
 
-def _paint_eyeballs(image, mask):
+def paint_eyeballs(image, mask):
     """The model has holes for the eyes: white eyeballs with a dark iris."""
     holes = ndimage.binary_fill_holes(mask) & ~mask
     labels, count = ndimage.label(holes)
@@ -166,7 +166,7 @@ def render_scene(model, identity, expression, angles, background, lighting=TOP_L
                          albedo=synthetic_albedo(model))
     mask = render.mask.numpy()[0]
     image = np.clip(mask * render.image.numpy()[0] + (1 - mask) * background, 0, 1)
-    _paint_eyeballs(image, mask[..., 0] > 0)
+    paint_eyeballs(image, mask[..., 0] > 0)
     points = geometry.transform_points(render.vertices, render.pose)
     return SyntheticFace(image=(image * 255).round().astype(np.uint8),
                          landmarks=render.landmarks_2d.numpy()[0],
