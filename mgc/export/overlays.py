@@ -177,6 +177,20 @@ def _mask_picture(mask):
     return np.repeat((mask > 0.5).astype(np.uint8) * 255, 3, axis=-1)
 
 
+@tf.function(reduce_retracing=True)
+def _result_renders(vertices, colors, normals, poses, triangles, intrinsics):
+    """result_pictures' renders as one graph (a reconstruction makes them for
+    every face; eagerly, op dispatch costs more than the pixels): the lit
+    colour [P, H, W, 3] clipped to [0, 1e5] and its mask at poses [P, 6],
+    and the gray geometry at poses[0], all top-down."""
+    count = tf.shape(poses)[0]
+    repeat = lambda field: tf.repeat(field[tf.newaxis], count, axis=0)  # noqa: E731
+    layers = render_attributes(repeat(vertices), repeat(colors), triangles, poses, intrinsics)
+    gray = render_gray(vertices[tf.newaxis], normals[tf.newaxis], triangles, poses[:1],
+                       intrinsics=intrinsics)
+    return tf.clip_by_value(layers.attributes, 0.0, COLOR_MAX), layers.mask, gray
+
+
 def result_pictures(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRINSICS):
     """The pictures a reconstruction writes, from the fewest renders: the
     lit colour at four poses and the gray geometry at one.
@@ -192,8 +206,10 @@ def result_pictures(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_I
                       tf.constant(LEFT_POSE, tf.float32),
                       tf.constant(geometry.DEFAULT_POSE, tf.float32),
                       tf.constant(RIGHT_POSE, tf.float32)])
-    colours, masks = _render_layers(face, triangles, poses, intrinsics, index, ("colors",))
-    gray = _render_gray(face, triangles, poses[:1], intrinsics, index)
+    fields = [tf.cast(field[index], tf.float32) for field in (face.vertices, face.colors,
+                                                               face.normals)]
+    colours, masks, gray = [value.numpy() for value in _result_renders(
+        *fields, poses, tf.convert_to_tensor(triangles, tf.int32), intrinsics)]
     pictures = dict(overlay=composite(colours[0], masks[0], crop),
                     overlayGeo=composite(gray[0], masks[0], crop), mask=_mask_picture(masks[0]))
     # The crop, the lit and gray overlays, the lit face at left, default, right.
