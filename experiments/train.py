@@ -341,13 +341,22 @@ def train():
     with bar:
         while step < FLAGS.max_steps:
             n = step + 1
-            losses, images, applied = trainer.step(next(batches))
+            try:
+                losses, images, applied = trainer.step(next(batches))
+            except tf.errors.InvalidArgumentError as error:
+                bar.close()
+                first = (error.message or str(error)).strip().splitlines()[0]
+                print(f"error: step {n}: {first}; stopped, the last checkpoint is "
+                      f"{last_saved or 'none'}", file=sys.stderr)
+                return EXIT_NAN
             values = {k: float(v) for k, v in losses.items()}
+            encoder_finite = values.pop("coefficients_finite") > 0
             bad = _non_finite(values)
             if bad is not None or not bool(applied):
                 bar.close()
-                print(f"error: step {n}: the loss {bad} is {values.get(bad)}; stopped, the "
-                      f"last checkpoint is {last_saved or 'none'}", file=sys.stderr)
+                cause = "" if encoder_finite else " (the encoder's coefficients are not finite)"
+                print(f"error: step {n}: the loss {bad} is {values.get(bad)}{cause}; stopped, "
+                      f"the last checkpoint is {last_saved or 'none'}", file=sys.stderr)
                 return EXIT_NAN
             step = n
             done += 1

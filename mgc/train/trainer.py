@@ -137,11 +137,18 @@ class Trainer(tf.Module):
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(self.trainable)
             coefficients = view_coefficients(self.encoder, batch)
-            outputs = training_losses(coefficients, batch, self.model, self.identity_network,
+            # Non-finite coefficients would stop the rasterizer with an
+            # assertion; render zeros instead and report every loss as NaN.
+            finite = tf.reduce_all([tf.reduce_all(tf.math.is_finite(c)) for c in coefficients])
+            safe = [tf.where(finite, c, tf.zeros_like(c)) for c in coefficients]
+            outputs = training_losses(safe, batch, self.model, self.identity_network,
                                       self.weights, front_only=self.front_only,
                                       per_sample_gating=self.per_sample_gating)
-            parts = {name: self._share(name, value, share, outputs.losses)
-                     for name, value in outputs.losses.items()}
+            losses = {name: tf.where(finite, value, float("nan"))
+                      for name, value in outputs.losses.items()}
+            parts = {name: self._share(name, value, share, losses)
+                     for name, value in losses.items()}
+            parts["coefficients_nonfinite"] = 1.0 - tf.cast(finite, tf.float32)
             objective = parts["total_loss"]
         gradients = tape.gradient(objective, self.trainable)
         gradients = [tf.zeros_like(v) if g is None else g
@@ -174,17 +181,21 @@ class Trainer(tf.Module):
         strategy = self.strategy
         parts, gradients, images = strategy.run(self._replica_step, args=(batch,))
         sum_ = tf.distribute.ReduceOp.SUM
+        nonfinite = strategy.reduce(sum_, parts.pop("coefficients_nonfinite"), axis=None)
         losses = {name: strategy.reduce(sum_, value, axis=None) for name, value in parts.items()}
+        losses["coefficients_finite"] = tf.cast(nonfinite == 0.0, tf.float32)
         gradients = [strategy.reduce(sum_, g, axis=None) for g in gradients]
         finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v))
                                          for v in losses.values()]))
+        finite = tf.logical_and(finite, losses["coefficients_finite"] > 0)
         applied = tf.cond(finite, lambda: self._apply(gradients), lambda: tf.constant(False))
         local_images = {k: strategy.experimental_local_results(v)[0] for k, v in images.items()}
         return losses, local_images, applied
 
     def step(self, batch):
-        """One training step on a (distributed) batch: (losses dict of floats'
-        tensors, images dict of the first replica's tensors, applied bool)."""
+        """One training step on a (distributed) batch: (losses dict of scalar
+        tensors, with coefficients_finite 1.0 or 0.0 besides the loss names;
+        images dict of the first replica's tensors; applied bool)."""
         return self._distributed_step(batch)
 
 
