@@ -42,7 +42,8 @@ written atomically.
 Distribution (mgc.train.trainer.choose_strategy): one device by default;
 MirroredStrategy over several local GPUs; MultiWorkerMirroredStrategy when
 TF_CONFIG names a cluster (the same command on each machine; worker 0
-writes checkpoints and summaries). --batch_size is the global batch, split
+writes checkpoints and summaries, the other workers their copies of the
+checkpoints into <checkpoint_dir>/worker_<task id>/). --batch_size is the global batch, split
 across replicas.
 
 Exit codes: 0 done; 1 a NaN or Inf loss stopped the run (the message names
@@ -319,20 +320,22 @@ def train():
     """The whole run; returns the exit code."""
     weights = mgcnet_flags.loss_weights(FLAGS.preset)
     _check_flags(weights)
+    import tensorflow as tf
+    from mgc.train import checkpoints
+    from mgc.train.trainer import choose_strategy, distribute
+    strategy = choose_strategy()  # before any op: collectives are configured at start-up
     model = _face_model()
     batch_size = common_flags.value_or("batch_size", DEFAULT_BATCH_SIZE)
     seed = common_flags.value_or("seed", DEFAULT_SEED)
     dataset = _dataset(batch_size, seed)
-
-    import tensorflow as tf
-    from mgc.train import checkpoints
-    from mgc.train.trainer import choose_strategy, distribute
     tf.random.set_seed(seed)
-    strategy = choose_strategy()
     trainer, step, _ = _networks(strategy, weights, model, batch_size, seed)
     chief = _is_chief(strategy)
     os.makedirs(FLAGS.checkpoint_dir, exist_ok=True)
     log = Log(FLAGS.checkpoint_dir, chief)
+    # Other workers save their (identical) copies aside, as TensorFlow advises.
+    save_dir = FLAGS.checkpoint_dir if chief else os.path.join(
+        FLAGS.checkpoint_dir, f"worker_{strategy.cluster_resolver.task_id}")
     batches = iter(distribute(strategy, dataset.skip(step)))
     last_saved = checkpoints.latest(FLAGS.checkpoint_dir)
     started, done = time.time(), 0
@@ -363,8 +366,7 @@ def train():
             if n % FLAGS.summary_freq == 0:
                 log.write(n, values, images)
             if n >= FLAGS.min_steps and (n % FLAGS.save_freq == 0 or n == FLAGS.max_steps):
-                if chief:
-                    last_saved = checkpoints.save(FLAGS.checkpoint_dir, n, trainer.state(n))
+                last_saved = checkpoints.save(save_dir, n, trainer.state(n))
             bar.update(1)
             bar.set_postfix(total_loss=f"{values['total_loss']:.5g}",
                             steps_per_s=f"{done / (time.time() - started):.3g}")

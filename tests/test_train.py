@@ -200,3 +200,49 @@ def test_setup_errors_are_one_line(tuples, h5, tmp_path):
         assert done.returncode == 2, (args, done.stderr[-2000:])
         errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1, (args, done.stderr[-2000:])
+
+
+def _free_ports(count):
+    import socket
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def test_two_workers_on_loopback_agree(tuples, h5, tmp_path):
+    """MultiWorkerMirroredStrategy from TF_CONFIG: two processes, global batch 2
+    (one tuple each), 2 steps; worker 0 writes the checkpoint, worker 1 its copy."""
+    import json
+    from mgc.train import checkpoints
+    directory = str(tmp_path / "workers")
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in _free_ports(2)]}
+    processes = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": "worker", "index": index}}))
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "experiments.train", f"--dataset_dir={tuples}",
+             f"--path_gpmm={h5}", f"--checkpoint_dir={directory}", "--max_steps=2",
+             "--save_freq=2", "--preset=documented", "--gpmm_id_loss_weight=0",
+             "--batch_size=2", "--min_steps=0", "--summary_freq=1"],
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+    try:
+        errors = [p.communicate(timeout=400)[1] for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+    assert [p.returncode for p in processes] == [0, 0], [e[-2000:] for e in errors]
+    assert sorted(n for n in os.listdir(directory) if n.startswith("model-")) == [
+        "model-2.data-00000-of-00001", "model-2.index"]
+    chief = checkpoints.read(checkpoints.latest(directory))
+    other = checkpoints.read(os.path.join(directory, "worker_1", "model-2"))
+    assert sorted(chief) == sorted(other)
+    for name in chief:
+        np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
+    assert int(chief["global_step"]) == 2
+    assert [int(r["step"]) for r in _rows(directory)] == [1, 2]
