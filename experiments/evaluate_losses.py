@@ -36,7 +36,6 @@ from tqdm import tqdm
 
 from experiments import common_flags, mgcnet_flags
 from mgc.data import TupleError
-from mgc.facemodel import MGCNET_LAYOUT, CoefficientLayout, FaceModelError, load_face_model
 from mgc.facemodel.files import one_line
 from mgc.losses.total import LOSS_NAMES, SUM_NAMES
 from mgc.nets import CheckpointError
@@ -74,14 +73,9 @@ def _check_flags():
 
 def _face_model():
     try:
-        model = load_face_model(FLAGS.path_gpmm, data_root=FLAGS.data_root)
-    except (FaceModelError, OSError, ValueError) as error:
-        raise SetupError(f"--path_gpmm={FLAGS.path_gpmm}: {one_line(error)}") from None
-    layout = CoefficientLayout.for_model(model)
-    if layout != MGCNET_LAYOUT:
-        raise SetupError(f"--path_gpmm={FLAGS.path_gpmm} has {layout.size} coefficients; "
-                         f"the network predicts MGCNet's {MGCNET_LAYOUT.size}")
-    return model
+        return mgcnet_flags.face_model(FLAGS.data_root)
+    except mgcnet_flags.FaceModelFlagError as error:
+        raise SetupError(str(error)) from None
 
 
 def _networks():

@@ -12,6 +12,8 @@ import dataclasses
 
 from absl import flags
 
+from mgc.facemodel import MGCNET_LAYOUT, CoefficientLayout, FaceModelError, load_face_model
+from mgc.facemodel.files import one_line
 from mgc.losses.total import LossWeights
 
 FLAGS = flags.FLAGS
@@ -46,3 +48,21 @@ def loss_weights(preset=None):
     chosen = {name: FLAGS[name].value for name in WEIGHT_FLAGS
               if preset != "documented" or FLAGS[name].present}
     return dataclasses.replace(base, **chosen)
+
+
+class FaceModelFlagError(ValueError):
+    """--path_gpmm cannot be used; the message is one line naming it."""
+
+
+def face_model(data_root=None):
+    """The face model of --path_gpmm, checked to have MGCNet's 257 layout."""
+    try:
+        model = load_face_model(FLAGS.path_gpmm, data_root=data_root)
+    except (FaceModelError, OSError, ValueError) as error:
+        raise FaceModelFlagError(f"--path_gpmm={FLAGS.path_gpmm}: {one_line(error)}") from None
+    layout = CoefficientLayout.for_model(model)
+    if layout != MGCNET_LAYOUT:
+        raise FaceModelFlagError(f"--path_gpmm={FLAGS.path_gpmm} has {layout.size} "
+                                 f"coefficients; the network predicts MGCNet's "
+                                 f"{MGCNET_LAYOUT.size}")
+    return model
