@@ -27,7 +27,6 @@ tuples instead.
 Exit codes: 0 written; 2 a usage or set-up error (flags, dataset,
 checkpoint, face model, output), nothing written.
 """
-import json
 import os
 import sys
 
@@ -37,6 +36,7 @@ from tqdm import tqdm
 from experiments import common_flags, mgcnet_flags
 from mgc.data import TupleError
 from mgc.facemodel.files import one_line
+from mgc.job_files import write_json
 from mgc.losses.total import LOSS_NAMES, SUM_NAMES
 from mgc.nets import CheckpointError
 
@@ -131,16 +131,6 @@ def table(values, weights):
     return lines
 
 
-def write_json(path, values):
-    """Writes the flat JSON object atomically (a temporary name, then rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    partial = path + ".partial"
-    with open(partial, "w") as stream:
-        json.dump(values, stream, indent=1)
-        stream.write("\n")
-    os.replace(partial, path)
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}", exitcode=EXIT_SETUP)
@@ -160,6 +150,7 @@ def main(argv):
     if report.skipped_count:
         print(f"{report.skipped_count} bad tuple(s) skipped (--skip_bad)", file=sys.stderr)
     print("\n".join(table(values, weights)))
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     write_json(FLAGS.output, values)
     print(f"Written: {FLAGS.output} ({report.used} tuples)")
     return EXIT_WRITTEN

@@ -104,7 +104,7 @@ from experiments import common_flags  # noqa: E402
 from mgc import preprocess  # noqa: E402
 from mgc.export import index_page, results, run_folder  # noqa: E402
 from mgc.export.run_folder import DONE, FAILURES, STARTED, RunFolderError  # noqa: E402
-from mgc.failures import FailureList  # noqa: E402
+from mgc.job_files import FailureList, read_json, write_json  # noqa: E402
 from mgc.facemodel import MGCNET_LAYOUT, CoefficientLayout, FaceModelError, load_face_model  # noqa: E402,E501
 from mgc.fitting import FitSettings, check_model_landmarks, fit_faces  # noqa: E402
 from mgc.nets import CheckpointError, load_encoder  # noqa: E402
@@ -222,7 +222,7 @@ class Reconstruction:
         """A Job with the picture's faces prepared, or None when the picture
         is skipped (already done) or failed."""
         folder = os.path.join(self.output_dir, stem)
-        old = run_folder.read_json(os.path.join(folder, DONE))
+        old = read_json(os.path.join(folder, DONE))
         if old and not self.options["overwrite"]:
             self.failures.remove(path)
             self.counts["skipped"] += 1
@@ -308,7 +308,7 @@ class Reconstruction:
         record["seconds"] = dict(preprocess=job.preprocess_seconds, fit=fit_seconds,
                                  write=write_seconds,
                                  total=job.preprocess_seconds + fit_seconds + write_seconds)
-        run_folder.write_json(os.path.join(job.folder, DONE), record)  # last: marks it done
+        write_json(os.path.join(job.folder, DONE), record)  # last: marks it done
         self._remove_stale(job, record)
         self.failures.remove(job.path)
         self.counts["done"] += 1
@@ -321,7 +321,7 @@ class Reconstruction:
         os.makedirs(job.folder, exist_ok=True)
         if job.old_record is not None:
             os.remove(os.path.join(job.folder, DONE))  # unfinished until rewritten
-        run_folder.write_json(os.path.join(job.folder, STARTED), dict(source=job.path))
+        write_json(os.path.join(job.folder, STARTED), dict(source=job.path))
         faces, face_records = [], []
         for index, face in enumerate(job.faces):
             fit, b = job.fits[index]
@@ -485,7 +485,7 @@ def _check_done_pictures(paths, stems, output, settings, shown=10):
     flag_names = {name: f"--{name}" for name in SHAPING_SETTINGS}
     problems = []
     for path, stem in zip(paths, stems):
-        record = run_folder.read_json(os.path.join(output, stem, DONE))
+        record = read_json(os.path.join(output, stem, DONE))
         if record:
             problems += [f"  {os.path.join(output, stem)}: {reason}"
                          for reason in run_folder.stale_reasons(record, settings, flag_names)]

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from mgc.export import index_page, run_folder
-from mgc.failures import FailureList
+from mgc.job_files import FailureList
 from mgc.preprocess import ImageError, load_image
 from mgc.preprocess.inputs import InputError, collect_pictures
 

@@ -26,14 +26,13 @@ view's landmarks came from; {"status": "started"} before the other files,
 folder, and failures.csv (source, reason) of the sources that failed.
 """
 import dataclasses
-import json
 import os
 from typing import List, Optional
 
 import numpy as np
 
 from mgc.data import layout
-from mgc.failures import FailureList
+from mgc.job_files import FailureList, read_json, write_json
 from mgc.preprocess import ImageError, LandmarkFileError, NoFaceError, load_image, prepare_faces
 from mgc.preprocess.detection import LandmarkPredictor
 from mgc.preprocess.inputs import IMAGE_EXTENSIONS
@@ -222,6 +221,7 @@ def failure_reason(error):
         kind = "landmarks"
     else:
         kind = f"error ({type(error).__name__})"
+    # On one line; not mgc.facemodel.files.one_line, whose package imports TensorFlow.
     return f"{kind}: " + " ".join(str(error).split())
 
 
@@ -231,27 +231,10 @@ def _record_path(output_dir, subfolder, frame_id):
     return os.path.join(output_dir, subfolder, frame_id + SOURCE_SUFFIX)
 
 
-def read_record(path):
-    """A _source.json's dict, or None when missing or unreadable."""
-    try:
-        with open(path, encoding="utf-8") as stream:
-            record = json.load(stream)
-        return record if isinstance(record, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path, data):
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as stream:
-        json.dump(data, stream, indent=1)
-    os.replace(temporary, path)
-
-
 def tuple_state(output_dir, source):
     """"done", "started" (an interrupted attempt of ours), "foreign" (files
     of that name this tool did not write) or "new"."""
-    record = read_record(_record_path(output_dir, source.subfolder, source.frame_id))
+    record = read_json(_record_path(output_dir, source.subfolder, source.frame_id))
     files = layout.tuple_paths(output_dir, source.subfolder, source.frame_id)
     if record is not None and record.get("status") == "done" and all(map(os.path.isfile, files)):
         return "done"
@@ -265,9 +248,9 @@ def write_prepared(output_dir, tuple_, record):
     subfolder, frame_id = tuple_.name.split("/")
     path = _record_path(output_dir, subfolder, frame_id)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    _write_json(path, dict(status="started", pictures=record["pictures"]))
+    write_json(path, dict(status="started", pictures=record["pictures"]))
     layout.write_tuple(output_dir, subfolder, frame_id, tuple_)
-    _write_json(path, record)
+    write_json(path, record)
 
 
 def done_entries(output_dir):
@@ -280,7 +263,7 @@ def done_entries(output_dir):
         for name in sorted(os.listdir(folder)):
             if name.endswith(SOURCE_SUFFIX):
                 frame_id = name[:-len(SOURCE_SUFFIX)]
-                record = read_record(os.path.join(folder, name))
+                record = read_json(os.path.join(folder, name))
                 if record and record.get("status") == "done" and all(
                         map(os.path.isfile, layout.tuple_paths(output_dir, subfolder, frame_id))):
                     entries.append((record["flag"], subfolder, frame_id))

@@ -15,10 +15,10 @@ import contextlib
 import errno
 import fcntl
 import hashlib
-import json
 import os
 
 from mgc.export.index_page import GENERATOR as INDEX_GENERATOR
+from mgc.job_files import read_json
 
 DONE, STARTED, FAILURES, LOCK, INDEX = (
     "done.json", "started.json", "failures.csv", "reconstruct.lock", "index.html")
@@ -29,25 +29,7 @@ class RunFolderError(Exception):
     """The output folder cannot be used; the message says why and what to do."""
 
 
-# --- Files written whole ------------------------------------------------------
-
-def read_json(path):
-    """A JSON file's dict, or None when missing or unreadable (half-written)."""
-    try:
-        with open(path, encoding="utf-8") as stream:
-            data = json.load(stream)
-        return data if isinstance(data, dict) else None
-    except (OSError, ValueError):
-        return None
-
-
-def write_json(path, data):
-    """Writes JSON through a temporary file and os.replace."""
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8", newline="\n") as stream:
-        json.dump(data, stream, indent=1)
-    os.replace(temporary, path)
-
+# --- Fingerprints of inputs ---------------------------------------------------
 
 def fingerprint(path):
     """{"size": bytes, "sha256": hex} of a file, to tell whether it changed."""
