@@ -8,17 +8,21 @@ PY := $(VENV)/bin/python
 DATA_ROOT ?= $(abspath $(or $(MGC_DATA),../shared/data))
 export MGC_DATA := $(DATA_ROOT)
 
+# Compiler flags, CUDA architectures and the TensorFlow pin: ops/build_config.bzl,
+# shared with setup.py and Bazel.
+BUILD_CONFIG := $(PYTHON) ops/build_config.py
 # TensorFlow first (setup.py imports it for its flags); the rest comes from
 # setup.py's install_requires.
-TENSORFLOW := tensorflow==2.21.*
+TENSORFLOW := $(shell $(BUILD_CONFIG) tensorflow_requirement)
 TF_STAMP := $(VENV)/.tensorflow-installed
 OPS_STAMP := build/.ops-built
-OP_SOURCES := setup.py $(wildcard ops/rasterize_triangles/*.h ops/rasterize_triangles/rasterize_triangles_*.cc)
+OP_SOURCES := setup.py ops/build_config.bzl ops/build_config.py \
+  $(wildcard ops/rasterize_triangles/*.h ops/rasterize_triangles/rasterize_*.cc)
 PARITY_HARNESS := build/parity_harness
 NVCC := $(firstword $(wildcard /usr/local/cuda/bin/nvcc) $(shell command -v nvcc 2>/dev/null))
 # nvcc's -x applies to every later file, so each source is compiled alone.
-NVCC_FLAGS := -std=c++17 -O3 --fmad=false -Xcompiler -ffp-contract=off \
-  -gencode=arch=compute_80,code=sm_80 -gencode=arch=compute_90,code=sm_90
+NVCC_FLAGS := $(shell $(BUILD_CONFIG) nvcc_flags)
+HOST_FLAGS := $(shell $(BUILD_CONFIG) host_flags)
 APT_GET := $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
 
 .PHONY: build demo test test-python test-bazel parity-harness bench evaluate-aflw2000 bazel-tools \
@@ -76,7 +80,7 @@ ifeq ($(NVCC),)
 	@echo "nvcc not found: parity harness not built"
 else
 	mkdir -p build
-	$(NVCC) $(NVCC_FLAGS) -c ops/rasterize_triangles/rasterize_triangles_cpu.cc -o build/parity_cpu.o
+	g++ $(HOST_FLAGS) -std=c++17 -c ops/rasterize_triangles/rasterize_triangles_cpu.cc -o build/parity_cpu.o
 	$(NVCC) $(NVCC_FLAGS) -x cu -c ops/rasterize_triangles/rasterize_triangles_cuda.cu.cc -o build/parity_cuda.o
 	$(NVCC) $(NVCC_FLAGS) -x cu -c ops/rasterize_triangles/parity_harness.cu.cc -o build/parity_harness.o
 	$(NVCC) $(NVCC_FLAGS) build/parity_harness.o build/parity_cuda.o build/parity_cpu.o -o $(PARITY_HARNESS)

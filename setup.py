@@ -6,7 +6,10 @@ The op library is compiled with the compiler flags TensorFlow reports
 (tf.sysconfig), never hard-coded ABI flags. When nvcc is found the CUDA
 kernels are added, linked with the static CUDA runtime so the library still
 loads on machines without a GPU. Bazel builds the same sources (ops/BUILD).
+Compiler flags, CUDA architectures and the TensorFlow pin come from
+ops/build_config.bzl, shared with the Makefile and Bazel.
 """
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -21,14 +24,24 @@ CPU_SOURCES = [
     "rasterize_triangles_cpu.cc",
 ]
 CUDA_SOURCE = "rasterize_triangles_cuda.cu.cc"
-CUDA_ARCHS = ("80", "90")
-# Host code must round like the CUDA kernels (built with --fmad=false).
+
+
+def _load_build_config():
+    spec = importlib.util.spec_from_file_location(
+        "build_config", os.path.join(os.path.dirname(os.path.abspath(__file__)), "ops",
+                                     "build_config.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BUILD_CONFIG = _load_build_config()
 # TensorFlow itself must be installed before this script runs (it supplies the
 # compiler flags); `make` does that.
-REQUIREMENTS = ["tensorflow>=2.16", "numpy", "pillow", "tqdm", "absl-py", "scipy", "h5py",
+REQUIREMENTS = [BUILD_CONFIG.tensorflow_requirement(), "numpy", "pillow", "tqdm", "absl-py", "scipy", "h5py",
                 "trimesh", "opencv-python-headless", "dlib-bin", "face-recognition-models"]
-HOST_FLAGS = ["-O2", "-fPIC", "-ffp-contract=off", "-Wno-deprecated-declarations",
-              "-Wno-interference-size"]
+HOST_FLAGS = BUILD_CONFIG.host_flags() + ["-fPIC"]
+NVCC_FLAGS = BUILD_CONFIG.nvcc_flags()
 
 
 def find_nvcc():
@@ -42,6 +55,14 @@ def find_nvcc():
 
 class BuildOps(build_ext):
     """Compiles the op library with g++ (and nvcc) instead of distutils."""
+
+    user_options = build_ext.user_options + [
+        ("print-commands", None, "print the compiler commands without running them")]
+    boolean_options = build_ext.boolean_options + ["print-commands"]
+
+    def initialize_options(self):
+        super().initialize_options()
+        self.print_commands = False
 
     def build_extension(self, ext):
         import tensorflow as tf  # Needs --no-build-isolation.
@@ -61,9 +82,7 @@ class BuildOps(build_ext):
             cuda_include = os.path.join(cuda_root, "include")
             include_map = self._cuda_include_map(work, cuda_include)
             cuda_object = os.path.join(work, "rasterize_triangles_cuda.o")
-            gencode = [f"-gencode=arch=compute_{a},code=sm_{a}" for a in CUDA_ARCHS]
-            self._run([nvcc, "-std=c++17", "-x", "cu", "--fmad=false", "-O3",
-                       "-Xcompiler", "-fPIC", *gencode,
+            self._run([nvcc, *NVCC_FLAGS, "-x", "cu",
                        "-c", os.path.join(OP_DIR, CUDA_SOURCE), "-o", cuda_object])
             objects.append(cuda_object)
             # The map must come before TensorFlow's bundled CUDA headers.
@@ -76,7 +95,7 @@ class BuildOps(build_ext):
                    *sources, *objects, "-o", output, *link_flags, *cuda_link])
         # Editable installs import from the source tree: put a copy there too.
         in_source = os.path.join(*ext.name.split(".")[:-1], os.path.basename(output))
-        if os.path.abspath(in_source) != os.path.abspath(output):
+        if not self.print_commands and os.path.abspath(in_source) != os.path.abspath(output):
             shutil.copyfile(output, in_source)
 
     @staticmethod
@@ -90,10 +109,12 @@ class BuildOps(build_ext):
         os.symlink(cuda_include, link)
         return root
 
-    @staticmethod
-    def _run(command):
+    def _run(self, command):
+        """Runs (or with --print-commands only prints) a compiler command;
+        the printed lines are what ops/check_build_flags.py reads."""
         print(" ".join(command), flush=True)
-        subprocess.check_call(command)
+        if not self.print_commands:
+            subprocess.check_call(command)
 
 
 setup(

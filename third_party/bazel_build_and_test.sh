@@ -71,4 +71,10 @@ else
 fi
 
 bazel build "${flags[@]}" //ops/...
+# The flags Bazel actually passed, against ops/build_config.bzl (the same
+# check as for setup.py and the Makefile).
+aquery_output="$(mktemp)"
+trap 'rm -f "${aquery_output}"; bazel shutdown >/dev/null 2>&1 || true' EXIT
+bazel aquery "${flags[@]}" 'mnemonic("CppCompile|Genrule", deps(//ops/...))' >"${aquery_output}"
+python3 ops/check_build_flags.py --bazel_aquery="${aquery_output}"
 bazel test "${flags[@]}" --test_output=errors //...

@@ -17,6 +17,8 @@ export it; default: <workspace>/.venv/bin/python if it exists, else python3 on
 the PATH), CUDA_HOME (default /usr/local/cuda, else nvcc on the PATH).
 """
 
+load("//ops:build_config.bzl", "TENSORFLOW_REQUIREMENT")
+
 _PY_SCRIPT = """
 import os, sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -33,6 +35,20 @@ for flag in tf.sysconfig.get_link_flags():
 
 def _fail(msg):
     fail("\n[tf_configure] %s\n" % msg)
+
+def _check_version(version):
+    """Refuses a TensorFlow other than ops/build_config.bzl's pin
+    ("tensorflow==X.Y.*" or "tensorflow==X.Y.Z")."""
+    wanted = TENSORFLOW_REQUIREMENT.split("==", 1)[1]
+    if wanted.endswith(".*"):
+        matches = version.startswith(wanted[:-1])
+    else:
+        matches = version == wanted
+    if not matches:
+        _fail("the Python's TensorFlow is %s; ops/build_config.bzl pins %s (set " % (
+            version,
+            TENSORFLOW_REQUIREMENT,
+        ) + "PYTHON_BIN_PATH to a Python with that TensorFlow)")
 
 def _find_python(ctx):
     python = ctx.os.environ.get("PYTHON_BIN_PATH", "").strip()
@@ -82,6 +98,7 @@ def _tf_configure_impl(ctx):
     for key in ("VERSION", "INCLUDE", "LIB"):
         if key not in info:
             _fail("unexpected output of %s:\n%s" % (python, result.stdout))
+    _check_version(info["VERSION"])
 
     ctx.symlink(info["INCLUDE"], "include")
     framework = info["LIB"] + "/libtensorflow_framework.so.2"
