@@ -69,7 +69,10 @@ def glorot_initialise(encoder, seed):
 
 class Trainer(tf.Module):
     """The training step and the Adam state of an encoder. Create under
-    strategy.scope(), with the encoder and identity network created there."""
+    strategy.scope(), with the encoder and identity network created there.
+    The encoder is any callable (images [B, 224, 224, 3] in [0, 1] ->
+    [B, 257]) with a `variables_by_name` dict of its trainable tf.Variables,
+    as mgc.nets.encoder.Encoder; checkpoints use those names."""
 
     def __init__(self, strategy, encoder, identity_network, model, weights, global_batch_size,
                  front_only=True, per_sample_gating=False, learning_rate=1e-4, beta1=0.9,
@@ -118,6 +121,16 @@ class Trainer(tf.Module):
         out["train_op/beta1_power"] = self.beta1_power
         out["train_op/beta2_power"] = self.beta2_power
         return out
+
+    def reset_optimizer(self):
+        """Adam's state as at construction (zero moments, beta powers beta1,
+        beta2), so that one traced step serves several runs: re-initialise
+        the encoder's variables in place, reset, train again."""
+        for name in self.names:
+            self.m[name].assign(tf.zeros_like(self.m[name]))
+            self.v[name].assign(tf.zeros_like(self.v[name]))
+        self.beta1_power.assign(self.hyper["beta1"])
+        self.beta2_power.assign(self.hyper["beta2"])
 
     # --- the step ---------------------------------------------------------
     def _share(self, name, value, share, losses):
