@@ -86,10 +86,12 @@ import time
 _PROCESS_START = time.perf_counter()  # before the imports: TensorFlow's take seconds
 
 import collections  # noqa: E402
+import concurrent.futures  # noqa: E402
 import dataclasses  # noqa: E402
 import datetime  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
+import threading  # noqa: E402
 import traceback  # noqa: E402
 from typing import Dict, List, Optional  # noqa: E402
 
@@ -102,7 +104,7 @@ from tqdm import tqdm  # noqa: E402
 
 from experiments import common_flags  # noqa: E402
 from mgc import preprocess  # noqa: E402
-from mgc.export import index_page, results, run_folder  # noqa: E402
+from mgc.export import index_page, overlays, results, run_folder  # noqa: E402
 from mgc.export.run_folder import DONE, FAILURES, STARTED, RunFolderError  # noqa: E402
 from mgc.job_files import FailureList, read_json, write_json  # noqa: E402
 from mgc.facemodel import MGCNET_LAYOUT, CoefficientLayout, FaceModelError, load_face_model  # noqa: E402,E501
@@ -181,7 +183,17 @@ def failure_reason(error):
 
 class Reconstruction:
     """The loop over the pictures: preparing, fitting in batches, writing,
-    and the counts and timings of the run."""
+    and the counts and timings of the run.
+
+    A picture's files are written by one writer thread while the main thread
+    prepares and fits the next pictures (file formatting and encoding
+    overlap with TensorFlow's work). Everything that ends a picture (done,
+    failed, skipped) runs on that thread, in order: it alone touches the
+    counts, failures.csv and the progress bar."""
+
+    # Pictures handed to the writer and not yet written, at most: bounds the
+    # memory when writing is slower than fitting.
+    WRITE_QUEUE = 8
 
     def __init__(self, output_dir, model, settings, options, encoder=None):
         self.output_dir, self.model, self.settings = output_dir, model, settings
@@ -192,18 +204,53 @@ class Reconstruction:
         self.pending = []  # prepared jobs whose faces are not all fitted yet
         self.queues = collections.defaultdict(list)  # landmark count -> (job, face, PreparedFace)
         self.bar = None
+        self.writer = None
+        self.write_slots = threading.BoundedSemaphore(self.WRITE_QUEUE)
+        self.handed = []  # futures of the writer's tasks
 
     def run(self, paths, stems):
+        """Reconstructs the pictures. On an exception (Ctrl-C too) the
+        pictures handed to the writer and not started are dropped, the one
+        being written is finished, and the exception goes on."""
+        writer = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="writer")
         with tqdm(total=len(paths), unit="image", file=sys.stderr, dynamic_ncols=True) as bar:
-            self.bar = bar
-            for path, stem in zip(paths, stems):
-                job = self._start(path, stem)
-                if job is not None:
-                    self._queue(job)
-                    self._finish_ready()
-            for kind in list(self.queues):
-                self._fit(kind)
-            self._finish_ready()
+            self.bar, self.writer = bar, writer
+            try:
+                for path, stem in zip(paths, stems):
+                    job = self._start(path, stem)
+                    if job is not None:
+                        self._queue(job)
+                        self._finish_ready()
+                for kind in list(self.queues):
+                    self._fit(kind)
+                self._finish_ready()
+            except BaseException:
+                writer.shutdown(wait=True, cancel_futures=True)
+                raise
+            writer.shutdown(wait=True)
+            self._raise_writer_error()
+
+    def _later(self, task, *args):
+        """Runs task(*args) on the writer thread, after the tasks before it."""
+        self._raise_writer_error()
+        self.write_slots.acquire()
+
+        def run():
+            try:
+                task(*args)
+            finally:
+                self.write_slots.release()
+        self.handed.append(self.writer.submit(run))
+
+    def _raise_writer_error(self):
+        """Re-raises, on the main thread, an error the writer did not handle."""
+        running = []
+        for future in self.handed:
+            if future.done():
+                future.result()
+            else:
+                running.append(future)
+        self.handed = running
 
     def _advance(self):
         self.bar.set_postfix(faces=self.counts["faces"], failed=self.counts["failed"])
@@ -224,9 +271,7 @@ class Reconstruction:
         folder = os.path.join(self.output_dir, stem)
         old = read_json(os.path.join(folder, DONE))
         if old and not self.options["overwrite"]:
-            self.failures.remove(path)
-            self.counts["skipped"] += 1
-            self._advance()
+            self._later(self._skip, path)
             return None
         # The folder is ours (assign_stems): files in it are an interrupted attempt's.
         leftovers = os.path.isdir(folder) and bool(os.listdir(folder))
@@ -245,7 +290,7 @@ class Reconstruction:
             # Every preparation error fails this picture only; the run goes on.
             if not isinstance(error, (ValueError, OSError)):
                 traceback.print_exc()
-            self._fail(job, failure_reason(error))
+            self._later(self._fail, job, failure_reason(error))
             return None
         job.preprocess_seconds = time.perf_counter() - start
         return job
@@ -287,12 +332,18 @@ class Reconstruction:
         waiting = []
         for job in self.pending:
             if job.error or len(job.fits) == len(job.faces):
-                self._finish(job)
+                self._later(self._finish, job)
             else:
                 waiting.append(job)
         self.pending = waiting
 
+    def _skip(self, path):
+        self.failures.remove(path)
+        self.counts["skipped"] += 1
+        self._advance()
+
     def _finish(self, job):
+        """Writes a picture's files and its done.json (on the writer thread)."""
         if job.error:
             self._fail(job, job.error)
             return
@@ -441,6 +492,7 @@ def _run():
     settings = fit_settings(FLAGS.refine_steps if FLAGS.checkpoint else FLAGS.steps)
     if FLAGS.landmarks != "files":
         preprocess.load_detection_models(FLAGS.detector)  # at start-up, not on a picture
+    overlays.trace_result_renders(model.num_vertices, results.picture_triangles(model))
     run_folder.make_output_folder(output)
     with run_folder.locked(output):
         run_folder.check_summary_files(output, FLAGS.overwrite)

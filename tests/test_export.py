@@ -156,6 +156,24 @@ def test_obj_round_trip_with_vertex_colours(tmp_path):
     np.testing.assert_allclose(mesh.visual.vertex_colors[:, :3] / 255.0, colors, atol=1 / 255)
 
 
+def test_float_rows_are_the_characters_percent_f_writes():
+    """The vectorised formatter of OBJ numbers against Python's '%.6f':
+    exact ties (k + 0.5) * 1e-6 round half to even, negative zero and
+    numbers that round to zero keep the sign, widths vary per column."""
+    from mgc.export.mesh_io import format_float_rows
+    rng = np.random.default_rng(3)
+    exact = rng.integers(-10 ** 9, 10 ** 9, size=(5000, 3)) / 2.0 ** rng.integers(0, 30, (5000, 3))
+    ties = [[0.5e-6, 1.5e-6, -2.5e-6], [-0.0, 0.0, -1e-9], [123456.5, -999.9999995, 1e6],
+            [9.9999995, 0.0000005, -1e-7]]
+    rows = np.concatenate([exact, ties]).astype(np.float32).astype(np.float64)
+    expected = "".join("v %.6f %.6f %.6f\n" % tuple(row) for row in rows)
+    assert format_float_rows("v", rows) == expected
+    # Values float32 cannot hold exactly, or too large: Python's formatting.
+    other = np.array([[0.1, 1e12], [1 / 3, -2.0 ** 40]])
+    assert format_float_rows("vt", other) == "".join("vt %.6f %.6f\n" % tuple(r) for r in other)
+    assert format_float_rows("v", np.zeros((0, 3))) == ""
+
+
 def test_obj_with_uvs_writes_material_and_texture(tmp_path):
     vertices, triangles, colors = small_mesh()
     uvs = np.random.default_rng(1).uniform(size=(6, 2))

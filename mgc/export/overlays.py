@@ -191,6 +191,16 @@ def _result_renders(vertices, colors, normals, poses, triangles, intrinsics):
     return tf.clip_by_value(layers.attributes, 0.0, COLOR_MAX), layers.mask, gray
 
 
+def trace_result_renders(num_vertices, triangles, intrinsics=geometry.MGCNET_INTRINSICS):
+    """Traces result_pictures' graph for meshes of num_vertices and these
+    triangles (seconds of tracing): a batch run pays it at start-up instead
+    of on its first face. The face is a point (every triangle empty)."""
+    point = tf.zeros([num_vertices, 3])
+    poses = tf.tile(tf.constant([geometry.DEFAULT_POSE], tf.float32), [4, 1])
+    _result_renders(point, point, point, poses, tf.convert_to_tensor(triangles, tf.int32),
+                    intrinsics)
+
+
 def result_pictures(face, triangles, crop, index=0, intrinsics=geometry.MGCNET_INTRINSICS):
     """The pictures a reconstruction writes, from the fewest renders: the
     lit colour at four poses and the gray geometry at one.

@@ -231,16 +231,20 @@ def write_face_results(output_dir, stem, face_index, prepared_face, fit_result, 
              vertex_albedo=albedo.astype(np.float32), landmark_error=np.float32(error),
              face_model=np.asarray(face_model_name))
 
-    # Pictures show the model's front region (the face without ears and neck,
-    # like MGCNet's training renders): the fit only saw the skin there.
-    face_triangles = model.front_vertices[model.front_triangles]
-    pictures = result_pictures(render, face_triangles, prepared_face.crop, index=b)
+    pictures = result_pictures(render, picture_triangles(model), prepared_face.crop, index=b)
     save_image(path["overlay"], pictures["overlay"], overwrite=True)
     save_image(path["overlay_geo"], pictures["overlayGeo"], overwrite=True)
     save_image(path["multi_pose"], pictures["mulPoses"], overwrite=True)
     return FaceOutputs(files=names, landmark_error=error, landmarks_image=landmarks_image,
                        overlay=pictures["overlay"], overlay_geo=pictures["overlayGeo"],
                        mask=pictures["mask"], crop_matrix=np.asarray(prepared_face.crop_matrix))
+
+
+def picture_triangles(model):
+    """The triangles the pictures show: the model's front region (the face
+    without ears and neck, like MGCNet's training renders), where the fit
+    saw the skin."""
+    return model.front_vertices[model.front_triangles]
 
 
 def _write_meshes(path, vertices, model, albedo, lit_colors, with_texture):
