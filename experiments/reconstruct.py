@@ -207,6 +207,7 @@ class Reconstruction:
         self.writer = None
         self.write_slots = threading.BoundedSemaphore(self.WRITE_QUEUE)
         self.handed = []  # futures of the writer's tasks
+        self.full_batch_kinds = set()  # landmark counts fitted in a full batch
 
     def run(self, paths, stems):
         """Reconstructs the pictures. On an exception (Ctrl-C too) the
@@ -313,6 +314,7 @@ class Reconstruction:
             return
         crops = np.stack([face.crop for _, _, face in entries])
         targets = np.stack([results.fit_target_landmarks(face) for _, _, face in entries])
+        crops, targets = self._padded(kind, crops), self._padded(kind, targets)
         start = time.perf_counter()
         try:
             initial = None if self.encoder is None else self.encoder(images_to_unit(crops))
@@ -326,6 +328,18 @@ class Reconstruction:
         for b, (job, index, _) in enumerate(entries):
             job.fits[index] = (fit, b)
             job.fit_seconds[index] = share
+
+    def _padded(self, kind, batch):
+        """A short batch padded with copies of its last face when a full
+        batch of this kind was fitted before: the fitter's compiled steps for
+        that shape serve it (a new shape is compiled again, seconds). Only the
+        real faces are written."""
+        size = self.options["batch_size"]
+        if len(batch) == size:
+            self.full_batch_kinds.add(kind)
+        if len(batch) == size or kind not in self.full_batch_kinds:
+            return batch
+        return np.concatenate([batch, np.repeat(batch[-1:], size - len(batch), axis=0)])
 
     def _finish_ready(self):
         """Writes (or fails) the pictures whose faces are all fitted."""
