@@ -460,13 +460,13 @@ def summary_lines(reconstruction, total_inputs, wall_seconds, startup_seconds):
              + (f" (reasons in {reconstruction.failures.path})" if counts["failed"] else "")
              + f"; {faces} face(s) reconstructed."]
     if faces:
-        per_face = {key: seconds[key] / faces for key in ("preprocess", "fit", "write", "total")}
+        busy = {key: seconds[key] / faces for key in ("preprocess", "fit", "write")}
         lines.append(
-            f"Seconds per face on {os.cpu_count()} CPU core(s): {per_face['total']:.1f} "
-            f"(preprocessing {per_face['preprocess']:.1f}, {method} {per_face['fit']:.1f}, "
-            f"writing {per_face['write']:.1f}); per picture "
-            f"{seconds['total'] / counts['done']:.1f}; {steps}, batch size "
-            f"{reconstruction.options['batch_size']}.")
+            f"Seconds per face on {os.cpu_count()} CPU core(s): "
+            f"{(wall_seconds - startup_seconds) / faces:.2f} of wall clock, start-up excluded "
+            f"(busy: preprocessing {busy['preprocess']:.2f}, {method} {busy['fit']:.2f}, "
+            f"writing {busy['write']:.2f}, the writing overlapping the next faces' work); "
+            f"{steps}, batch size {reconstruction.options['batch_size']}.")
     lines.append(f"Wall clock {wall_seconds:.1f} s ({startup_seconds:.1f} s of start-up: "
                  "TensorFlow, face model).")
     return lines
