@@ -25,7 +25,7 @@ import build_config  # noqa: E402
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST_COMPILERS = ("g++", "gcc", "c++", "cc", "clang", "clang++")
-MAKE_TARGETS = ("parity-harness",)
+MAKE_TARGETS = ("core-libs", "parity-harness")
 
 
 def _normalise_nvcc(tokens):
@@ -55,8 +55,7 @@ def classify(tokens):
     if not sources or "-c" not in tokens and "-shared" not in tokens:
         return None, None
     if tool == "nvcc":
-        cuda = [s for s in sources if s.endswith(".cu.cc")]
-        return ("nvcc", cuda[0]) if cuda else (None, None)
+        return "nvcc", sources[0]
     if tool in HOST_COMPILERS:
         return "host", sources[0]
     return None, None

@@ -1,8 +1,6 @@
-"""Shared fixtures: the data root, golden images and the rasterizer backends.
-
-Every backend takes clip vertices [V, 4] and triangles [T, 3] and returns
-NumPy (barycentrics [H, W, 3], triangle_ids [H, W], z_buffer [H, W]),
-bottom-up, so one test body checks them all (TF Graphics' test-base idea).
+"""Shared fixtures and helpers: the data root, golden images and their
+tolerance. The rasterizer's backends and their test base are in
+tests/rasterizer_backends.py and tests/test_rasterize_backends.py.
 """
 import os
 import sys
@@ -16,7 +14,6 @@ from PIL import Image  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import parity_inputs  # noqa: E402
-import reference_rasterizer  # noqa: E402
 from mgc import paths  # noqa: E402
 
 GOLDEN_DIR = "tf_mesh_renderer_golden"
@@ -38,22 +35,6 @@ def outlier_fraction(image, golden_uint8, threshold=0.01):
 def as_uint8(barycentrics):
     """The C++ golden encoding: trunc(255 * lambda)."""
     return np.trunc(255.0 * barycentrics).astype(np.uint8)
-
-
-def _op_backend(clip_vertices, triangles, width, height):
-    from mgc.render import rasterize_triangles
-    return tuple(t.numpy() for t in rasterize_triangles(clip_vertices, triangles, width, height))
-
-
-BACKENDS = {
-    "op_cpu": _op_backend,
-    "numpy_reference": reference_rasterizer.rasterize,
-}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
-def backend(request):
-    return BACKENDS[request.param]
 
 
 # The original MGCNet's outputs and their inputs (tests/parity_inputs.py),

@@ -62,18 +62,24 @@ def rasterize(clip_vertices, triangles, width, height):
 def barycentric_gradient(clip_vertices, triangles, barycentrics, ids, d_barycentrics):
     """d loss / d clip_vertices [V, 4] at fixed visibility, in float64.
 
-    Uses M^-1 directly: dL/dM[r, c] = -(M^-T k)_r * lambda_c with
-    k = g - (g . lambda), summed over pixels.
+    Uses M^-1 directly (a linear solve per pixel, not the kernels' adjugate):
+    dL/dM[r, c] = -(M^-T k)_r * lambda_c with k = g - (g . lambda), summed
+    over the covered pixels.
     """
-    gradient = np.zeros(np.shape(clip_vertices), np.float64)
-    for (row, col), t in np.ndenumerate(ids):
-        if t < 0:
-            continue
-        corners = np.asarray(triangles)[t]
-        m = np.asarray(clip_vertices, np.float64)[corners][:, [0, 1, 3]].T
-        lam = barycentrics[row, col].astype(np.float64)
-        g = d_barycentrics[row, col].astype(np.float64)
-        u = np.linalg.solve(m.T, g - g @ lam)
-        for c, vertex in enumerate(corners):
-            gradient[vertex, [0, 1, 3]] -= u * lam[c]
+    clip64 = np.asarray(clip_vertices, np.float64)
+    gradient = np.zeros(clip64.shape, np.float64)
+    lam = np.asarray(barycentrics, np.float64).reshape(-1, 3)
+    g = np.asarray(d_barycentrics, np.float64).reshape(-1, 3)
+    flat_ids = np.asarray(ids).reshape(-1)
+    used = (flat_ids >= 0) & np.any(g != 0, axis=1)
+    if not np.any(used):
+        return gradient
+    corners = np.asarray(triangles)[flat_ids[used]]  # [N, 3]
+    lam, g = lam[used], g[used]
+    m = np.transpose(clip64[corners][..., [0, 1, 3]], (0, 2, 1))  # rows x, y, w
+    k = g - np.sum(g * lam, axis=1, keepdims=True)
+    u = np.linalg.solve(np.transpose(m, (0, 2, 1)), k[..., np.newaxis])[..., 0]  # [N, 3]
+    for c in range(3):
+        np.add.at(gradient, (corners[:, c, np.newaxis], np.array([0, 1, 3])),
+                  -u * lam[:, c:c + 1])
     return gradient

@@ -1,12 +1,13 @@
-// Unit tests of the TensorFlow-free rasterizer core (rasterize_triangles.h):
-// coverage on shared edges for both windings, full-screen coverage, empty and
-// degenerate input, depth order and ties, non-finite vertices, index checks.
+// Unit tests of the TensorFlow-free core (rasterize_triangles.h) for what
+// the Python backend test base (tests/rasterizer_test_base.py, which runs
+// the scenes, edges, ties and gradients on this core through its C
+// interface) cannot see: how the work is split (row blocks and gradient
+// units give the same result for any thread count, up to summation order),
+// invalid-id reporting, index checks and the output-size limit.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
-#include <limits>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -15,259 +16,96 @@
 namespace mgc {
 namespace {
 
-// Output buffers of one forward pass, pre-filled with garbage so that a test
-// notices pixels the core forgets to write.
-struct Raster {
-  RasterShape shape;
-  std::vector<float> barycentrics;
-  std::vector<int32_t> triangle_ids;
-  std::vector<float> z_buffer;
+// A fixed scene: a 12 x 9 vertex grid with varying depth and w, 2 images.
+struct Scene {
+  RasterShape shape{2, 12 * 9, 2 * 11 * 8, 37, 23};
+  std::vector<float> clip;
+  std::vector<int32_t> triangles;
+  std::vector<float> barycentrics, z, d_barycentrics;
+  std::vector<int32_t> ids;
 
-  int64_t Pixel(int64_t image, int x, int y) const {
-    return image * shape.PixelsPerImage() + int64_t{y} * shape.width + x;
-  }
-  int32_t Id(int x, int y, int64_t image = 0) const {
-    return triangle_ids[Pixel(image, x, y)];
-  }
-  float Z(int x, int y, int64_t image = 0) const {
-    return z_buffer[Pixel(image, x, y)];
-  }
-  float B(int x, int y, int k, int64_t image = 0) const {
-    return barycentrics[3 * Pixel(image, x, y) + k];
-  }
-};
-
-// Rasterizes every image of the batch, rows split into bands of `band` rows.
-Raster Rasterize(const std::vector<float>& clip_vertices,
-                 const std::vector<int32_t>& triangles, int64_t batch,
-                 int width, int height, int band = 0) {
-  Raster r;
-  const int64_t num_vertices =
-      batch == 0 ? 0 : static_cast<int64_t>(clip_vertices.size()) / (4 * batch);
-  r.shape = RasterShape{batch, num_vertices,
-                        static_cast<int64_t>(triangles.size()) / 3, width,
-                        height};
-  const int64_t pixels = batch * r.shape.PixelsPerImage();
-  r.barycentrics.assign(3 * pixels, 7.0f);
-  r.triangle_ids.assign(pixels, 42);
-  r.z_buffer.assign(pixels, -3.0f);
-  if (band <= 0) band = height;
-  static const float kNoVertex[4] = {0, 0, 0, 1};
-  const float* vertices =
-      clip_vertices.empty() ? kNoVertex : clip_vertices.data();
-  static const int32_t kNoTriangle[3] = {0, 0, 0};
-  const int32_t* tris = triangles.empty() ? kNoTriangle : triangles.data();
-  // Step 1 projects each image's vertices, step 2 rasterizes row bands.
-  std::vector<ScreenVertex> screen(std::max<int64_t>(1, batch * num_vertices));
-  for (int64_t image = 0; image < batch; ++image) {
-    ProjectVerticesCpu(vertices, r.shape, image, screen.data());
-    for (int row = 0; row < height; row += band) {
-      RasterizeRowsCpu(vertices, screen.data(), tris, r.shape, image, row,
-                       std::min(row + band, height), r.barycentrics.data(),
-                       r.triangle_ids.data(), r.z_buffer.data());
-    }
-  }
-  return r;
-}
-
-// Clip vertices (x, y, z, w=1) from 2D NDC points at depth z.
-std::vector<float> Flat(const std::vector<std::pair<float, float>>& points,
-                        float z = 0.0f) {
-  std::vector<float> v;
-  for (const auto& p : points) {
-    v.insert(v.end(), {p.first, p.second, z, 1.0f});
-  }
-  return v;
-}
-
-void ExpectEmpty(const Raster& r) {
-  for (int64_t image = 0; image < r.shape.batch; ++image) {
-    for (int y = 0; y < r.shape.height; ++y) {
-      for (int x = 0; x < r.shape.width; ++x) {
-        ASSERT_EQ(r.Id(x, y, image), -1) << "pixel " << x << "," << y;
-        ASSERT_EQ(r.Z(x, y, image), 1.0f) << "pixel " << x << "," << y;
-        for (int k = 0; k < 3; ++k) {
-          ASSERT_EQ(r.B(x, y, k, image), 0.0f) << "pixel " << x << "," << y;
+  Scene() {
+    for (int image = 0; image < 2; ++image) {
+      for (int row = 0; row < 9; ++row) {
+        for (int col = 0; col < 12; ++col) {
+          const float w = 1.0f + 0.1f * col + 0.2f * image;
+          const float x = -0.9f + 0.16f * col + 0.03f * std::sin(3.0f * row);
+          const float y = -0.9f + 0.21f * row;
+          clip.insert(clip.end(), {x * w, y * w, 0.3f * std::cos(x + y) * w, w});
         }
       }
     }
-  }
-}
-
-void ExpectCovered(const Raster& r, int x, int y, int32_t id) {
-  EXPECT_EQ(r.Id(x, y), id) << "pixel " << x << "," << y;
-  const float sum = r.B(x, y, 0) + r.B(x, y, 1) + r.B(x, y, 2);
-  EXPECT_NEAR(sum, 1.0f, 1e-6f) << "pixel " << x << "," << y;
-  for (int k = 0; k < 3; ++k) {
-    EXPECT_GE(r.B(x, y, k), 0.0f) << "pixel " << x << "," << y;
-  }
-}
-
-// Image 641 x 10: the centre of column 320 is exactly NDC x = 0, on the edge
-// shared by the two triangles.
-constexpr int kEdgeWidth = 641;
-constexpr int kEdgeHeight = 10;
-constexpr int kEdgeColumn = 320;
-
-TEST(RasterizeRowsCpu, PixelCenterOnSharedEdgeIsExact) {
-  EXPECT_EQ(PixelCenterNdc(kEdgeColumn, kEdgeWidth), 0.0f);
-  EXPECT_EQ(PixelCenterNdc(0, 2), -0.5f);
-  EXPECT_EQ(PixelCenterNdc(0, 1), 0.0f);
-}
-
-TEST(RasterizeRowsCpu, SharedEdgeCoveredByLeftTriangleBothWindings) {
-  const auto left = Flat({{-1, -1}, {0, -1}, {0, 1}});
-  for (const std::vector<int32_t>& winding :
-       {std::vector<int32_t>{0, 1, 2}, std::vector<int32_t>{0, 2, 1}}) {
-    const Raster r = Rasterize(left, winding, 1, kEdgeWidth, kEdgeHeight);
-    ExpectCovered(r, kEdgeColumn, 5, 0);
-    EXPECT_EQ(r.Id(kEdgeColumn + 1, 5), -1);  // right of the edge
-    ExpectCovered(r, kEdgeColumn - 1, 5, 0);
-    // On the edge x = 0 the weight of vertex 0 (at x = -1) is zero.
-    EXPECT_EQ(r.B(kEdgeColumn, 5, 0), 0.0f);
-  }
-}
-
-TEST(RasterizeRowsCpu, SharedEdgeCoveredByRightTriangleBothWindings) {
-  const auto right = Flat({{0, -1}, {1, -1}, {0, 1}});
-  for (const std::vector<int32_t>& winding :
-       {std::vector<int32_t>{0, 1, 2}, std::vector<int32_t>{0, 2, 1}}) {
-    const Raster r = Rasterize(right, winding, 1, kEdgeWidth, kEdgeHeight);
-    ExpectCovered(r, kEdgeColumn, 5, 0);
-    EXPECT_EQ(r.Id(kEdgeColumn - 1, 5), -1);  // left of the edge
-    ExpectCovered(r, kEdgeColumn + 1, 5, 0);
-  }
-}
-
-TEST(RasterizeRowsCpu, SharedEdgeCoveredWithBothTriangles) {
-  // Left triangle 0 and right triangle 1 at the same depth: the edge pixel is
-  // covered (no gap), by the later triangle on the tie.
-  const auto v = Flat({{-1, -1}, {0, -1}, {0, 1}, {1, -1}});
-  for (const std::vector<int32_t>& tris :
-       {std::vector<int32_t>{0, 1, 2, 1, 3, 2},
-        std::vector<int32_t>{0, 2, 1, 1, 2, 3}}) {
-    const Raster r = Rasterize(v, tris, 1, kEdgeWidth, kEdgeHeight);
-    ExpectCovered(r, kEdgeColumn, 5, 1);
-    ExpectCovered(r, kEdgeColumn - 1, 5, 0);
-    ExpectCovered(r, kEdgeColumn + 1, 5, 1);
-  }
-}
-
-TEST(RasterizeRowsCpu, FullScreenQuadCoversCorners) {
-  const auto v = Flat({{-1, -1}, {1, -1}, {1, 1}, {-1, 1}}, 0.25f);
-  const std::vector<int32_t> tris = {0, 1, 2, 0, 2, 3};
-  const int width = 64, height = 48;
-  const Raster r = Rasterize(v, tris, 1, width, height);
-  for (int x : {0, width - 1}) {
-    for (int y : {0, height - 1}) {
-      EXPECT_NE(r.Id(x, y), -1) << "corner " << x << "," << y;
-      EXPECT_EQ(r.Z(x, y), 0.25f) << "corner " << x << "," << y;
+    for (int row = 0; row < 8; ++row) {
+      for (int col = 0; col < 11; ++col) {
+        const int32_t a = row * 12 + col;
+        triangles.insert(triangles.end(), {a, a + 1, a + 13, a, a + 13, a + 12});
+      }
     }
+    const int64_t pixels = shape.batch * shape.PixelsPerImage();
+    barycentrics.assign(3 * pixels, 7.0f);  // garbage: every pixel is written
+    z.assign(pixels, -3.0f);
+    ids.assign(pixels, 42);
+    for (int64_t i = 0; i < 3 * pixels; ++i) d_barycentrics.push_back(std::sin(0.37f * i));
   }
-  // Bottom-right corner is only in triangle 0, top-left only in triangle 1
-  // (row 0 is the bottom, NDC y = -1).
-  ExpectCovered(r, width - 1, 0, 0);
-  ExpectCovered(r, 0, height - 1, 1);
-  for (int y = 0; y < height; ++y) {
-    for (int x = 0; x < width; ++x) {
-      ASSERT_NE(r.Id(x, y), -1) << "pixel " << x << "," << y;
-    }
+
+  void Rasterize(int num_threads) {
+    RasterizeCpu({shape, clip.data(), triangles.data(), barycentrics.data(), ids.data(),
+                  z.data(), nullptr},
+                 SerialFor, num_threads);
   }
-  // Perspective-correct barycentrics of an affine triangle (w = 1) are the
-  // plain ones: at the bottom-left pixel centre of triangle 0, b = M^-1 p.
-  const float px = PixelCenterNdc(width - 1, width);
-  const float py = PixelCenterNdc(0, height);
-  EXPECT_NEAR(r.B(width - 1, 0, 0), (1.0f - px) / 2.0f, 1e-6f);
-  EXPECT_NEAR(r.B(width - 1, 0, 2), (py + 1.0f) / 2.0f, 1e-6f);
+
+  std::vector<float> Gradient(int num_threads, int64_t* invalid) const {
+    std::vector<float> d(clip.size(), 5.0f);
+    *invalid = RasterizeGradCpu({shape, clip.data(), triangles.data(), barycentrics.data(),
+                                 ids.data(), d_barycentrics.data(), d.data()},
+                                SerialFor, num_threads);
+    return d;
+  }
+};
+
+TEST(RasterizeCpu, RowBlocksGiveTheSameImages) {
+  Scene whole, blocks;
+  whole.Rasterize(1);
+  blocks.Rasterize(7);  // 4 blocks per image of 23 rows: uneven splits
+  EXPECT_EQ(whole.ids, blocks.ids);
+  EXPECT_EQ(whole.z, blocks.z);
+  EXPECT_EQ(whole.barycentrics, blocks.barycentrics);
+  EXPECT_GT(std::count(whole.ids.begin(), whole.ids.end(), -1), 0);
+  EXPECT_GT(std::count_if(whole.ids.begin(), whole.ids.end(), [](int32_t i) { return i >= 0; }),
+            500);
 }
 
-TEST(RasterizeRowsCpu, DegenerateTriangleCoversNothing) {
-  // Collinear vertices through the pixel centres on the diagonal, and a
-  // triangle with a repeated vertex.
-  const auto v = Flat({{-1, -1}, {0, 0}, {1, 1}, {0.5f, -0.5f}});
-  for (const std::vector<int32_t>& tris :
-       {std::vector<int32_t>{0, 1, 2}, std::vector<int32_t>{0, 2, 1},
-        std::vector<int32_t>{0, 3, 3}, std::vector<int32_t>{1, 1, 1}}) {
-    ExpectEmpty(Rasterize(v, tris, 1, 1, 1));
-    ExpectEmpty(Rasterize(v, tris, 1, 16, 16));
-  }
-}
-
-TEST(RasterizeRowsCpu, NoTrianglesGivesEmptyImage) {
-  ExpectEmpty(Rasterize(Flat({{-1, -1}, {1, -1}, {0, 1}}), {}, 2, 8, 6));
-  ExpectEmpty(Rasterize({}, {}, 1, 5, 3));  // V = 0 and T = 0
-}
-
-TEST(RasterizeRowsCpu, NearestDepthWinsAndLaterTriangleWinsTies) {
-  const auto far_first = Flat({{-1, -1}, {3, -1}, {-1, 3}}, 0.5f);
-  const auto near = Flat({{-1, -1}, {3, -1}, {-1, 3}}, -0.25f);
-  std::vector<float> v = far_first;
-  v.insert(v.end(), near.begin(), near.end());
-  // Far triangle 0, near triangle 1, and the other order.
-  Raster r = Rasterize(v, {0, 1, 2, 3, 4, 5}, 1, 8, 8);
-  for (int y = 0; y < 8; ++y) {
-    for (int x = 0; x < 8; ++x) {
-      ASSERT_EQ(r.Id(x, y), 1);
-      ASSERT_EQ(r.Z(x, y), -0.25f);
-    }
-  }
-  r = Rasterize(v, {3, 4, 5, 0, 1, 2}, 1, 8, 8);
-  for (int y = 0; y < 8; ++y) {
-    for (int x = 0; x < 8; ++x) {
-      ASSERT_EQ(r.Id(x, y), 0);
-      ASSERT_EQ(r.Z(x, y), -0.25f);
-    }
-  }
-  // Equal depth: the later triangle wins, whichever winding.
-  r = Rasterize(far_first, {0, 1, 2, 0, 2, 1, 1, 2, 0}, 1, 8, 8);
-  for (int y = 0; y < 8; ++y) {
-    for (int x = 0; x < 8; ++x) {
-      ASSERT_EQ(r.Id(x, y), 2);
-      ASSERT_EQ(r.Z(x, y), 0.5f);
+TEST(RasterizeGradCpu, GradientUnitsAgreeUpToRounding) {
+  Scene scene;
+  scene.Rasterize(1);
+  int64_t invalid = 0;
+  const std::vector<float> one = scene.Gradient(1, &invalid);
+  EXPECT_EQ(invalid, -1);
+  float largest = 0.0f;
+  for (float value : one) largest = std::max(largest, std::fabs(value));
+  ASSERT_GT(largest, 0.1f);
+  for (int threads : {2, 5, 64}) {
+    const std::vector<float> split = scene.Gradient(threads, &invalid);
+    EXPECT_EQ(invalid, -1);
+    EXPECT_EQ(split, scene.Gradient(threads, &invalid)) << "repeats exactly";
+    for (size_t i = 0; i < one.size(); ++i) {
+      ASSERT_NEAR(split[i], one[i], 1e-5f * largest) << "threads " << threads << " at " << i;
+      if (i % 4 == kZ) ASSERT_EQ(split[i], 0.0f);
     }
   }
 }
 
-TEST(RasterizeRowsCpu, NonFiniteVertexCoversNothing) {
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  const float inf = std::numeric_limits<float>::infinity();
-  for (int component = 0; component < 4; ++component) {
-    for (float bad : {nan, inf, -inf}) {
-      auto v = Flat({{-1, -1}, {3, -1}, {-1, 3}});
-      v[4 * 1 + component] = bad;
-      ExpectEmpty(Rasterize(v, {0, 1, 2}, 1, 8, 8));
-    }
-  }
-  // A bad triangle does not stop a good one behind it.
-  auto v = Flat({{-1, -1}, {3, -1}, {-1, 3}, {-1, -1}, {3, -1}, {-1, 3}});
-  v[4 * 0 + 0] = nan;
-  v[4 * 3 + 2] = 0.5f;
-  v[4 * 4 + 2] = 0.5f;
-  v[4 * 5 + 2] = 0.5f;
-  const Raster r = Rasterize(v, {0, 1, 2, 3, 4, 5}, 1, 8, 8);
-  for (int y = 0; y < 8; ++y) {
-    for (int x = 0; x < 8; ++x) {
-      ASSERT_EQ(r.Id(x, y), 1);
-      ASSERT_EQ(r.Z(x, y), 0.5f);
-    }
-  }
-}
-
-TEST(RasterizeRowsCpu, RowBandsAndBatchAreIndependent) {
-  // Image 0: triangle on the left half; image 1: the same shifted right.
-  auto v = Flat({{-1, -1}, {0, -1}, {-1, 1}});
-  const auto shifted = Flat({{0, -1}, {1, -1}, {0, 1}}, 0.5f);
-  v.insert(v.end(), shifted.begin(), shifted.end());
-  const std::vector<int32_t> tris = {0, 1, 2};
-  const Raster whole = Rasterize(v, tris, 2, 31, 17);
-  const Raster bands = Rasterize(v, tris, 2, 31, 17, 3);
-  EXPECT_EQ(whole.triangle_ids, bands.triangle_ids);
-  EXPECT_EQ(whole.z_buffer, bands.z_buffer);
-  EXPECT_EQ(whole.barycentrics, bands.barycentrics);
-  EXPECT_EQ(whole.Id(2, 2, 0), 0);
-  EXPECT_EQ(whole.Id(2, 2, 1), -1);
-  EXPECT_EQ(whole.Id(17, 2, 1), 0);
-  EXPECT_EQ(whole.Z(17, 2, 1), 0.5f);
+TEST(RasterizeGradCpu, ReportsTheFirstInvalidTriangleId) {
+  Scene scene;
+  scene.Rasterize(1);
+  scene.ids[scene.ids.size() - 3] = static_cast<int32_t>(scene.shape.num_triangles);
+  scene.ids[900] = -2;
+  int64_t invalid = 0;
+  scene.Gradient(4, &invalid);
+  EXPECT_EQ(invalid, 900);
+  scene.ids[900] = -1;
+  scene.Gradient(1, &invalid);
+  EXPECT_EQ(invalid, static_cast<int64_t>(scene.ids.size()) - 3);
 }
 
 TEST(FindInvalidTriangleIndex, FindsOutOfRangeIndices) {

@@ -180,29 +180,63 @@ MGC_HOST_DEVICE bool PixelBounds(const ScreenVertex& a, const ScreenVertex& b,
   return *x_first <= *x_last && *y_first <= *y_last;
 }
 
-// Derivative of a loss L w.r.t. the triangle's clip vertices at one covered
-// pixel, at fixed visibility. With b = M^-1 p and lambda = b / sum(b):
-//   dL/dM[r][c] = -(M^-T k)_r * lambda_c,  k = g - (g . lambda) 1,
-// where g = dL/dlambda. Writes d_vertex[c][j] for vertex c and component
-// j in (x, y, w); the z component gets nothing (barycentrics ignore it).
-MGC_HOST_DEVICE void PixelBarycentricGradient(const TriangleSetup& setup,
-                                              const float* barycentric,
-                                              const float* d_barycentric,
-                                              float d_vertex[3][3]) {
+// The one pixel scan of a triangle, shared by the CPU and CUDA kernels:
+// calls visit(x, y, barycentric, depth) for every pixel of rows [y_first,
+// y_last] and columns [x_first, x_last] whose centre the triangle covers,
+// row by row, left to right.
+template <typename Visit>
+MGC_HOST_DEVICE void ScanTrianglePixels(const TriangleSetup& setup,
+                                        const float* v0, const float* v1,
+                                        const float* v2, int width, int height,
+                                        int x_first, int x_last, int y_first,
+                                        int y_last, Visit&& visit) {
+  for (int y = y_first; y <= y_last; ++y) {
+    const float py = PixelCenterNdc(y, height);
+    for (int x = x_first; x <= x_last; ++x) {
+      float b[3], z;
+      if (CoverPixel(setup, v0, v1, v2, PixelCenterNdc(x, width), py, b, &z)) {
+        visit(x, y, b, z);
+      }
+    }
+  }
+}
+
+// Backward pass at fixed visibility. With b = M^-1 p and lambda = b / sum(b),
+// a loss L with g = dL/dlambda at a pixel gives
+//   dL/dM[r][c] = -(M^-T k)_r * lambda_c,  k = g - (g . lambda) 1.
+// Summed over the pixels of one triangle, M^-T factors out:
+//   dL/dM = -M^-T K,  K[r][c] = sum over pixels of k_r * lambda_c,
+// so a kernel accumulates the 3x3 K per triangle (9 multiply-adds a pixel)
+// and turns it into vertex gradients once per triangle (or per run of
+// pixels of the same triangle).
+
+// Adds one pixel's k lambda^T to `k_lambda`.
+MGC_HOST_DEVICE void AccumulatePixelGradient(const float* barycentric,
+                                             const float* d_barycentric,
+                                             float k_lambda[3][3]) {
   const float g_dot_b = d_barycentric[0] * barycentric[0] +
                         d_barycentric[1] * barycentric[1] +
                         d_barycentric[2] * barycentric[2];
-  float k[3];
-  for (int i = 0; i < 3; ++i) k[i] = d_barycentric[i] - g_dot_b;
-  // u = M^-T k = edge^T k / |det|.
-  float u[3];
   for (int r = 0; r < 3; ++r) {
-    u[r] = (setup.edge[0][r] * k[0] + setup.edge[1][r] * k[1] +
-            setup.edge[2][r] * k[2]) /
-           setup.abs_det;
+    const float k = d_barycentric[r] - g_dot_b;
+    for (int c = 0; c < 3; ++c) k_lambda[r][c] += k * barycentric[c];
   }
-  for (int c = 0; c < 3; ++c) {
-    for (int r = 0; r < 3; ++r) d_vertex[c][r] = -u[r] * barycentric[c];
+}
+
+// d_vertex[c][j] = dL/d(vertex c, component j in (x, y, w)) from the
+// accumulated K: -(M^-T K)[j][c] with M^-T = edge^T / |det|. The z
+// component gets nothing (barycentrics ignore it).
+MGC_HOST_DEVICE void VertexGradients(const TriangleSetup& setup,
+                                     const float k_lambda[3][3],
+                                     float d_vertex[3][3]) {
+  const float minus_inverse_det = -1.0f / setup.abs_det;
+  for (int j = 0; j < 3; ++j) {
+    for (int c = 0; c < 3; ++c) {
+      d_vertex[c][j] = (setup.edge[0][j] * k_lambda[0][c] +
+                        setup.edge[1][j] * k_lambda[1][c] +
+                        setup.edge[2][j] * k_lambda[2][c]) *
+                       minus_inverse_det;
+    }
   }
 }
 

@@ -1,6 +1,8 @@
 // TensorFlow-free core of the RasterizeTriangles op: plain pointers in,
-// plain pointers out. The op layer (rasterize_triangles_kernels.cc) and the
-// parity harness (parity_harness.cu.cc) both call these functions.
+// plain pointers out, one signature per pass for every backend. The op layer
+// (rasterize_triangles_kernels.cc), the C interface for ctypes
+// (rasterize_core_c_api.h) and the sanitizer driver (parity_harness.cu.cc)
+// call these functions.
 //
 // Layouts (row-major): clip_vertices [B, V, 4], triangles [T, 3],
 // barycentrics [B, H, W, 3], triangle_ids [B, H, W], z_buffer [B, H, W],
@@ -9,6 +11,7 @@
 #define MGC_OPS_RASTERIZE_TRIANGLES_RASTERIZE_TRIANGLES_H_
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "rasterize_math.h"
@@ -25,6 +28,31 @@ struct RasterShape {
   int height;
 
   MGC_HOST_DEVICE int64_t PixelsPerImage() const { return int64_t{width} * height; }
+};
+
+// Inputs and outputs of the forward pass. On the GPU every pointer is device
+// memory; depth_id_keys is the GPU's scratch of B * H * W entries (unused on
+// the CPU).
+struct RasterizeArgs {
+  RasterShape shape;
+  const float* clip_vertices;
+  const int32_t* triangles;
+  float* barycentrics;
+  int32_t* triangle_ids;
+  float* z_buffer;
+  uint64_t* depth_id_keys;
+};
+
+// Inputs and output of the backward pass: d_barycentrics is dL/dbarycentrics,
+// d_clip_vertices receives dL/dclip_vertices (its z column 0).
+struct RasterizeGradArgs {
+  RasterShape shape;
+  const float* clip_vertices;
+  const int32_t* triangles;
+  const float* barycentrics;
+  const int32_t* triangle_ids;
+  const float* d_barycentrics;
+  float* d_clip_vertices;
 };
 
 // The most values one output may hold (barycentrics [B, H, W, 3]): int32,
@@ -44,52 +72,34 @@ std::string OutputSizeProblem(int64_t batch, int width, int height);
 int64_t FindInvalidTriangleIndex(const int32_t* triangles,
                                  int64_t num_triangles, int64_t num_vertices);
 
-// Forward pass on the CPU, step 1: projects the vertices of image `image`
-// to pixel space, screen_vertices [B, V].
-void ProjectVerticesCpu(const float* clip_vertices, const RasterShape& shape,
-                        int64_t image, ScreenVertex* screen_vertices);
+// Runs body(begin, end) over disjoint ranges covering [0, count), possibly
+// at once on several threads; cost_per_unit is a hint in cycles.
+using ParallelFor = std::function<void(
+    int64_t count, int64_t cost_per_unit,
+    const std::function<void(int64_t begin, int64_t end)>& body)>;
 
-// Forward pass on the CPU, step 2, for rows [row_begin, row_end) of image
-// `image`. Independent units: callers may run (image, row band) pairs in
-// parallel once step 1 is done for the image.
-void RasterizeRowsCpu(const float* clip_vertices,
-                      const ScreenVertex* screen_vertices,
-                      const int32_t* triangles, const RasterShape& shape,
-                      int64_t image, int row_begin, int row_end,
-                      float* barycentrics, int32_t* triangle_ids,
-                      float* z_buffer);
+// A ParallelFor that runs everything on the calling thread.
+void SerialFor(int64_t count, int64_t cost_per_unit,
+               const std::function<void(int64_t, int64_t)>& body);
 
-// Backward pass, step 1, for rows [row_begin, row_end) of image `image`: the
-// contribution of each pixel to its triangle's three vertices, written to
-// pixel_gradients [B, H, W, 3 vertices, 3 components (x, y, w)].
-void PixelGradientsCpu(const float* clip_vertices, const int32_t* triangles,
-                       const RasterShape& shape, int64_t image, int row_begin,
-                       int row_end, const float* barycentrics,
-                       const int32_t* triangle_ids,
-                       const float* d_barycentrics, float* pixel_gradients);
+// CPU forward pass: blocks of rows (whole images, or ceil(num_threads /
+// batch) blocks of each) rasterized on their own, triangles in order, so the
+// result does not depend on how the work was split.
+void RasterizeCpu(const RasterizeArgs& args, const ParallelFor& parallel_for,
+                  int num_threads);
 
-// Backward pass, step 2: sums the pixel contributions of image `image` into
-// d_clip_vertices, in pixel order, so the result does not depend on how
-// step 1 was split across threads.
-void ScatterPixelGradientsCpu(const int32_t* triangles,
-                              const RasterShape& shape, int64_t image,
-                              const int32_t* triangle_ids,
-                              const float* pixel_gradients,
-                              float* d_clip_vertices);
+// CPU backward pass over the covered pixels only. Returns -1, or the flat
+// index of the first pixel whose triangle id is outside [-1, T) (then
+// d_clip_vertices is unspecified). An image is split into
+// ceil(num_threads / batch) blocks of rows summed in a fixed order, so
+// results repeat exactly for a given batch size and thread count.
+int64_t RasterizeGradCpu(const RasterizeGradArgs& args,
+                         const ParallelFor& parallel_for, int num_threads);
 
-// GPU versions of the whole forward and backward passes, enqueued on
-// `stream`. All pointers are device memory; depth_id_keys is scratch of
-// B * H * W entries. Return the CUDA error code (0 on success).
-int RasterizeCuda(const float* clip_vertices, const int32_t* triangles,
-                  const RasterShape& shape, uint64_t* depth_id_keys,
-                  float* barycentrics, int32_t* triangle_ids, float* z_buffer,
-                  CUstream_st* stream);
-
-int RasterizeGradCuda(const float* clip_vertices, const int32_t* triangles,
-                      const RasterShape& shape, const float* barycentrics,
-                      const int32_t* triangle_ids,
-                      const float* d_barycentrics, float* d_clip_vertices,
-                      CUstream_st* stream);
+// GPU versions, enqueued on `stream`. Return the CUDA error code (0 on
+// success). The gradient skips pixels whose id is outside [0, T).
+int RasterizeCuda(const RasterizeArgs& args, CUstream_st* stream);
+int RasterizeGradCuda(const RasterizeGradArgs& args, CUstream_st* stream);
 
 }  // namespace mgc
 

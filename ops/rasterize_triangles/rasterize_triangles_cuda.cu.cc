@@ -1,11 +1,14 @@
 // CUDA implementation of the core (see rasterize_triangles.h). No TensorFlow
-// here: the op layer and the parity harness both call these launchers.
+// here: the op layer, the C interface and the sanitizer driver call these
+// launchers.
 //
-// Forward: one thread per (image, triangle) tests the pixels of its bounds
-// and keeps the winner per pixel with a 64-bit atomicMin on (depth, id), the
-// same order as the CPU kernel's in-order "<=" test; a resolve pass then
-// recomputes the winner's barycentrics and depth with the shared math, so
-// both devices write identical values. Backward: one thread per pixel.
+// Forward: one thread per (image, triangle) runs the shared pixel scan
+// (ScanTrianglePixels) over its bounds and keeps the winner per pixel with a
+// 64-bit atomicMin on (depth, id), the same order as the CPU kernel's
+// in-order "<=" test; a resolve pass then recomputes the winner's
+// barycentrics and depth with the shared math, so both devices write
+// identical values. Backward: one thread per pixel, the shared per-pixel
+// gradient, atomicAdd into the vertices; ids outside [0, T) are skipped.
 #include <cuda_runtime.h>
 
 #include "rasterize_math.h"
@@ -52,18 +55,13 @@ __global__ void RasterizeTrianglesToKeys(const float* clip_vertices,
   TriangleSetup setup;
   if (!SetupTriangle(v0, v1, v2, &setup)) return;
   unsigned long long* image_keys = keys + image * shape.PixelsPerImage();
-  for (int y = y_first; y <= y_last; ++y) {
-    const float py = PixelCenterNdc(y, shape.height);
-    for (int x = x_first; x <= x_last; ++x) {
-      float b[3], z;
-      if (CoverPixel(setup, v0, v1, v2, PixelCenterNdc(x, shape.width), py, b,
-                     &z)) {
-        atomicMin(image_keys + int64_t{y} * shape.width + x,
-                  static_cast<unsigned long long>(
-                      DepthIdKey(z, static_cast<int>(t))));
-      }
-    }
-  }
+  ScanTrianglePixels(setup, v0, v1, v2, shape.width, shape.height, x_first,
+                     x_last, y_first, y_last,
+                     [&](int x, int y, const float*, float z) {
+                       atomicMin(image_keys + int64_t{y} * shape.width + x,
+                                 static_cast<unsigned long long>(
+                                     DepthIdKey(z, static_cast<int>(t))));
+                     });
 }
 
 __global__ void ResolveKeys(const float* clip_vertices,
@@ -108,28 +106,29 @@ __global__ void ResolveKeys(const float* clip_vertices,
   z_buffer[pixel] = z;
 }
 
-__global__ void ScatterBarycentricGradients(
-    const float* clip_vertices, const int32_t* triangles, RasterShape shape,
-    const float* barycentrics, const int32_t* triangle_ids,
-    const float* d_barycentrics, float* d_clip_vertices) {
+__global__ void ScatterBarycentricGradients(RasterizeGradArgs args) {
+  const RasterShape& shape = args.shape;
   const int64_t pixel = blockIdx.x * int64_t{blockDim.x} + threadIdx.x;
   if (pixel >= shape.batch * shape.PixelsPerImage()) return;
-  const int32_t id = triangle_ids[pixel];
-  if (id < 0) return;
+  const int32_t id = args.triangle_ids[pixel];
+  // Bounded as on the CPU (which refuses such ids on the host first).
+  if (id < 0 || id >= shape.num_triangles) return;
   const int64_t image = pixel / shape.PixelsPerImage();
-  const float* vertices = clip_vertices + image * shape.num_vertices * 4;
-  const int32_t* triangle = triangles + 3 * int64_t{id};
+  const float* vertices = args.clip_vertices + image * shape.num_vertices * 4;
+  const int32_t* triangle = args.triangles + 3 * int64_t{id};
   TriangleSetup setup;
   if (!SetupTriangle(Corner(vertices, triangle, 0),
                      Corner(vertices, triangle, 1),
                      Corner(vertices, triangle, 2), &setup)) {
     return;
   }
+  float k_lambda[3][3] = {};
+  AccumulatePixelGradient(args.barycentrics + 3 * pixel,
+                          args.d_barycentrics + 3 * pixel, k_lambda);
   float d_vertex[3][3];
-  PixelBarycentricGradient(setup, barycentrics + 3 * pixel,
-                           d_barycentrics + 3 * pixel, d_vertex);
+  VertexGradients(setup, k_lambda, d_vertex);
   const int kComponent[3] = {kX, kY, kW};
-  float* d_vertices = d_clip_vertices + image * shape.num_vertices * 4;
+  float* d_vertices = args.d_clip_vertices + image * shape.num_vertices * 4;
   for (int corner = 0; corner < 3; ++corner) {
     float* d = d_vertices + 4 * int64_t{triangle[corner]};
     for (int j = 0; j < 3; ++j) atomicAdd(d + kComponent[j], d_vertex[corner][j]);
@@ -138,42 +137,36 @@ __global__ void ScatterBarycentricGradients(
 
 }  // namespace
 
-int RasterizeCuda(const float* clip_vertices, const int32_t* triangles,
-                  const RasterShape& shape, uint64_t* depth_id_keys,
-                  float* barycentrics, int32_t* triangle_ids, float* z_buffer,
-                  CUstream_st* stream) {
+int RasterizeCuda(const RasterizeArgs& args, CUstream_st* stream) {
+  const RasterShape& shape = args.shape;
   const int64_t num_pixels = shape.batch * shape.PixelsPerImage();
   if (num_pixels == 0) return cudaSuccess;
-  auto* keys = reinterpret_cast<unsigned long long*>(depth_id_keys);
+  auto* keys = reinterpret_cast<unsigned long long*>(args.depth_id_keys);
   FillKeys<<<Blocks(num_pixels), kThreads, 0, stream>>>(num_pixels, keys);
   const int64_t num_jobs = shape.batch * shape.num_triangles;
   if (num_jobs > 0) {
     RasterizeTrianglesToKeys<<<Blocks(num_jobs), kThreads, 0, stream>>>(
-        clip_vertices, triangles, shape, keys);
+        args.clip_vertices, args.triangles, shape, keys);
   }
   ResolveKeys<<<Blocks(num_pixels), kThreads, 0, stream>>>(
-      clip_vertices, triangles, shape, keys, barycentrics, triangle_ids,
-      z_buffer);
+      args.clip_vertices, args.triangles, shape, keys, args.barycentrics,
+      args.triangle_ids, args.z_buffer);
   return cudaGetLastError();
 }
 
-int RasterizeGradCuda(const float* clip_vertices, const int32_t* triangles,
-                      const RasterShape& shape, const float* barycentrics,
-                      const int32_t* triangle_ids,
-                      const float* d_barycentrics, float* d_clip_vertices,
-                      CUstream_st* stream) {
+int RasterizeGradCuda(const RasterizeGradArgs& args, CUstream_st* stream) {
+  const RasterShape& shape = args.shape;
   const size_t gradient_bytes =
       sizeof(float) * 4 * shape.batch * shape.num_vertices;
   if (gradient_bytes > 0) {
     const cudaError_t status =
-        cudaMemsetAsync(d_clip_vertices, 0, gradient_bytes, stream);
+        cudaMemsetAsync(args.d_clip_vertices, 0, gradient_bytes, stream);
     if (status != cudaSuccess) return status;
   }
   const int64_t num_pixels = shape.batch * shape.PixelsPerImage();
-  if (num_pixels > 0) {
+  if (num_pixels > 0 && gradient_bytes > 0) {
     ScatterBarycentricGradients<<<Blocks(num_pixels), kThreads, 0, stream>>>(
-        clip_vertices, triangles, shape, barycentrics, triangle_ids,
-        d_barycentrics, d_clip_vertices);
+        args);
   }
   return cudaGetLastError();
 }

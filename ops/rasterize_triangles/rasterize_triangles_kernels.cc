@@ -1,12 +1,13 @@
 // OpKernels of RasterizeTriangles and RasterizeTrianglesGrad: validate the
 // inputs on the host, allocate the outputs, and hand raw pointers to the
-// TensorFlow-free core (rasterize_triangles.h). CPU work is split over
-// (image, row band) units on TensorFlow's intra-op thread pool.
+// TensorFlow-free core (rasterize_triangles.h) through one backend
+// signature per device. CPU work runs on TensorFlow's intra-op thread pool.
 #if GOOGLE_CUDA
 #define EIGEN_USE_GPU  // Must precede every TensorFlow include.
 #endif
 
 #include <algorithm>
+#include <functional>
 #include <string>
 
 #include "rasterize_triangles.h"
@@ -81,98 +82,41 @@ Status ValidateMesh(const Tensor& clip_vertices, const Tensor& triangles,
   return Status();
 }
 
-// Runs fn(image, row_begin, row_end) over every image, split into row bands
-// so that even a single image keeps every thread busy.
-template <typename Fn>
-void ForEachRowBand(OpKernelContext* context, const RasterShape& shape,
-                    int64_t cost_per_row, const Fn& fn) {
+// The CPU core's ParallelFor on TensorFlow's intra-op thread pool.
+ParallelFor ThreadPoolFor(OpKernelContext* context, int* num_threads) {
   auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
-  const int64_t threads = std::max(1, pool->NumThreads());
-  const int64_t bands = std::min<int64_t>(
-      shape.height, std::max<int64_t>(1, (threads + shape.batch - 1) /
-                                             std::max<int64_t>(1, shape.batch)));
-  pool->ParallelFor(
-      shape.batch * bands, cost_per_row * shape.height / bands,
-      [&](int64_t begin, int64_t end) {
-        for (int64_t unit = begin; unit < end; ++unit) {
-          const int64_t image = unit / bands, band = unit % bands;
-          fn(image, static_cast<int>(band * shape.height / bands),
-             static_cast<int>((band + 1) * shape.height / bands));
-        }
-      });
+  *num_threads = std::max(1, pool->NumThreads());
+  return [pool](int64_t count, int64_t cost_per_unit,
+                const std::function<void(int64_t, int64_t)>& body) {
+    pool->ParallelFor(count, cost_per_unit, body);
+  };
 }
 
+// One signature for every device: `triangles` is the host tensor (validated
+// there), `args` the outputs' and inputs' pointers, args.triangles the host
+// copy. A backend returns the status of the pass.
 template <typename Device>
 struct Backend;
 
 template <>
 struct Backend<CpuDevice> {
-  static void Rasterize(OpKernelContext* context, const RasterShape& shape,
-                        const float* clip_vertices, const int32_t* triangles,
-                        float* barycentrics, int32_t* triangle_ids,
-                        float* z_buffer) {
-    static_assert(sizeof(ScreenVertex) == 3 * sizeof(int32_t), "layout");
-    Tensor screen_tensor;
-    OP_REQUIRES_OK(context, context->allocate_temp(
-                                tensorflow::DT_INT32,
-                                TensorShape({shape.batch * shape.num_vertices * 3}),
-                                &screen_tensor));
-    auto* screen =
-        reinterpret_cast<ScreenVertex*>(screen_tensor.flat<int32_t>().data());
-    auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
-    pool->ParallelFor(shape.batch, 10 * shape.num_vertices,
-                      [&](int64_t begin, int64_t end) {
-                        for (int64_t image = begin; image < end; ++image) {
-                          ProjectVerticesCpu(clip_vertices, shape, image,
-                                             screen);
-                        }
-                      });
-    // Cost hint: every band scans every triangle.
-    ForEachRowBand(context, shape, 100 * shape.width + shape.num_triangles,
-                   [&](int64_t image, int row_begin, int row_end) {
-                     RasterizeRowsCpu(clip_vertices, screen, triangles, shape,
-                                      image, row_begin, row_end, barycentrics,
-                                      triangle_ids, z_buffer);
-                   });
+  static Status Rasterize(OpKernelContext* context, const Tensor&,
+                          const RasterizeArgs& args) {
+    int num_threads;
+    const ParallelFor parallel_for = ThreadPoolFor(context, &num_threads);
+    RasterizeCpu(args, parallel_for, num_threads);
+    return Status();
   }
 
-  static void RasterizeGrad(OpKernelContext* context, const RasterShape& shape,
-                            const float* clip_vertices,
-                            const int32_t* triangles,
-                            const float* barycentrics,
-                            const int32_t* triangle_ids,
-                            const float* d_barycentrics,
-                            float* d_clip_vertices) {
-    const int64_t num_pixels = shape.batch * shape.PixelsPerImage();
-    for (int64_t i = 0; i < num_pixels; ++i) {
-      const int32_t id = triangle_ids[i];
-      OP_REQUIRES(context, id >= -1 && id < shape.num_triangles,
-                  InvalidArgument("triangle_ids holds ", id, " at flat index ",
-                                  i, ", not in [-1, ", shape.num_triangles,
-                                  ")"));
-    }
-    Tensor pixel_gradients;
-    OP_REQUIRES_OK(context, context->allocate_temp(
-                                tensorflow::DT_FLOAT,
-                                TensorShape({num_pixels * 9}),
-                                &pixel_gradients));
-    float* gradients = pixel_gradients.flat<float>().data();
-    ForEachRowBand(context, shape, 100 * shape.width,
-                   [&](int64_t image, int row_begin, int row_end) {
-                     PixelGradientsCpu(clip_vertices, triangles, shape, image,
-                                       row_begin, row_end, barycentrics,
-                                       triangle_ids, d_barycentrics,
-                                       gradients);
-                   });
-    auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
-    pool->ParallelFor(shape.batch, 20 * shape.PixelsPerImage(),
-                      [&](int64_t begin, int64_t end) {
-                        for (int64_t image = begin; image < end; ++image) {
-                          ScatterPixelGradientsCpu(triangles, shape, image,
-                                                   triangle_ids, gradients,
-                                                   d_clip_vertices);
-                        }
-                      });
+  static Status RasterizeGrad(OpKernelContext* context, const Tensor&,
+                              const RasterizeGradArgs& args) {
+    int num_threads;
+    const ParallelFor parallel_for = ThreadPoolFor(context, &num_threads);
+    const int64_t bad = RasterizeGradCpu(args, parallel_for, num_threads);
+    if (bad < 0) return Status();
+    return InvalidArgument("triangle_ids holds ", args.triangle_ids[bad],
+                           " at flat index ", bad, ", not in [-1, ",
+                           args.shape.num_triangles, ")");
   }
 };
 
@@ -192,56 +136,36 @@ Status CopyTrianglesToDevice(OpKernelContext* context,
   return Status();
 }
 
+Status CudaStatus(const char* pass, int status) {
+  return status == 0 ? Status()
+                     : tensorflow::errors::Internal(pass, " failed: CUDA error ", status);
+}
+
 template <>
 struct Backend<GpuDevice> {
-  static void Rasterize(OpKernelContext* context, const RasterShape& shape,
-                        const float* clip_vertices, const Tensor& triangles,
-                        float* barycentrics, int32_t* triangle_ids,
-                        float* z_buffer) {
+  static Status Rasterize(OpKernelContext* context, const Tensor& triangles,
+                          RasterizeArgs args) {
     Tensor device_triangles, keys;
-    OP_REQUIRES_OK(context,
-                   CopyTrianglesToDevice(context, triangles, &device_triangles));
-    OP_REQUIRES_OK(context, context->allocate_temp(
-                                tensorflow::DT_INT64,
-                                TensorShape({shape.batch * shape.PixelsPerImage()}),
-                                &keys));
-    const int status = RasterizeCuda(
-        clip_vertices, device_triangles.flat<int32_t>().data(), shape,
-        reinterpret_cast<uint64_t*>(keys.flat<int64_t>().data()), barycentrics,
-        triangle_ids, z_buffer, context->eigen_gpu_device().stream());
-    OP_REQUIRES(context, status == 0,
-                tensorflow::errors::Internal("RasterizeCuda failed: CUDA error ",
-                                             status));
+    TF_RETURN_IF_ERROR(CopyTrianglesToDevice(context, triangles, &device_triangles));
+    TF_RETURN_IF_ERROR(context->allocate_temp(
+        tensorflow::DT_INT64, TensorShape({args.shape.batch * args.shape.PixelsPerImage()}),
+        &keys));
+    args.triangles = device_triangles.flat<int32_t>().data();
+    args.depth_id_keys = reinterpret_cast<uint64_t*>(keys.flat<int64_t>().data());
+    return CudaStatus("RasterizeCuda",
+                      RasterizeCuda(args, context->eigen_gpu_device().stream()));
   }
 
-  static void RasterizeGrad(OpKernelContext* context, const RasterShape& shape,
-                            const float* clip_vertices,
-                            const Tensor& triangles,
-                            const float* barycentrics,
-                            const int32_t* triangle_ids,
-                            const float* d_barycentrics,
-                            float* d_clip_vertices) {
+  static Status RasterizeGrad(OpKernelContext* context, const Tensor& triangles,
+                              RasterizeGradArgs args) {
     Tensor device_triangles;
-    OP_REQUIRES_OK(context,
-                   CopyTrianglesToDevice(context, triangles, &device_triangles));
-    const int status = RasterizeGradCuda(
-        clip_vertices, device_triangles.flat<int32_t>().data(), shape,
-        barycentrics, triangle_ids, d_barycentrics, d_clip_vertices,
-        context->eigen_gpu_device().stream());
-    OP_REQUIRES(context, status == 0,
-                tensorflow::errors::Internal(
-                    "RasterizeGradCuda failed: CUDA error ", status));
+    TF_RETURN_IF_ERROR(CopyTrianglesToDevice(context, triangles, &device_triangles));
+    args.triangles = device_triangles.flat<int32_t>().data();
+    return CudaStatus("RasterizeGradCuda",
+                      RasterizeGradCuda(args, context->eigen_gpu_device().stream()));
   }
 };
 #endif  // GOOGLE_CUDA
-
-// The CPU backend takes raw triangle pointers, the GPU one the host tensor.
-inline const int32_t* TrianglesArg(const Tensor& t, CpuDevice*) {
-  return t.flat<int32_t>().data();
-}
-#if GOOGLE_CUDA
-inline const Tensor& TrianglesArg(const Tensor& t, GpuDevice*) { return t; }
-#endif
 
 template <typename Device>
 class RasterizeTrianglesOp : public OpKernel {
@@ -265,11 +189,14 @@ class RasterizeTrianglesOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(1, image, &triangle_ids));
     OP_REQUIRES_OK(context, context->allocate_output(2, image, &z_buffer));
     if (barycentrics->NumElements() == 0) return;
-    Backend<Device>::Rasterize(
-        context, shape, clip_vertices.flat<float>().data(),
-        TrianglesArg(triangles, static_cast<Device*>(nullptr)),
-        barycentrics->flat<float>().data(),
-        triangle_ids->flat<int32_t>().data(), z_buffer->flat<float>().data());
+    const RasterizeArgs args{shape,
+                             clip_vertices.flat<float>().data(),
+                             triangles.flat<int32_t>().data(),
+                             barycentrics->flat<float>().data(),
+                             triangle_ids->flat<int32_t>().data(),
+                             z_buffer->flat<float>().data(),
+                             nullptr};
+    OP_REQUIRES_OK(context, Backend<Device>::Rasterize(context, triangles, args));
   }
 
  private:
@@ -310,13 +237,14 @@ class RasterizeTrianglesGradOp : public OpKernel {
     OP_REQUIRES_OK(context, context->allocate_output(0, clip_vertices.shape(),
                                                      &d_clip_vertices));
     if (d_clip_vertices->NumElements() == 0) return;
-    Backend<Device>::RasterizeGrad(
-        context, shape, clip_vertices.flat<float>().data(),
-        TrianglesArg(triangles, static_cast<Device*>(nullptr)),
-        barycentrics.flat<float>().data(),
-        triangle_ids.flat<int32_t>().data(),
-        d_barycentrics.flat<float>().data(),
-        d_clip_vertices->flat<float>().data());
+    const RasterizeGradArgs args{shape,
+                                 clip_vertices.flat<float>().data(),
+                                 triangles.flat<int32_t>().data(),
+                                 barycentrics.flat<float>().data(),
+                                 triangle_ids.flat<int32_t>().data(),
+                                 d_barycentrics.flat<float>().data(),
+                                 d_clip_vertices->flat<float>().data()};
+    OP_REQUIRES_OK(context, Backend<Device>::RasterizeGrad(context, triangles, args));
   }
 
  private:

@@ -107,6 +107,20 @@ REGISTER_OP("RasterizeTrianglesGrad")
       TF_RETURN_IF_ERROR(ImageShape(c, &image));
       c->set_output(0, c->input(0));
       return Status();
-    });
+    })
+    .Doc(R"doc(
+Gradient of RasterizeTriangles' barycentrics w.r.t. its clip vertices, at the
+visibility the forward pass found (which triangle covers which pixel does not
+change).
+
+clip_vertices: [B, V, 4] the forward pass's clip-space vertices.
+triangles: [T, 3] the forward pass's vertex indices.
+barycentrics: [B, H, W, 3] the forward pass's barycentrics.
+triangle_ids: [B, H, W] the forward pass's triangle ids, each in [-1, T);
+  other values are refused on the CPU and skipped on the GPU.
+d_barycentrics: [B, H, W, 3] dL/dbarycentrics.
+d_clip_vertices: [B, V, 4] dL/dclip_vertices, summed over the covered
+  pixels; the z column is 0 (barycentrics do not depend on z).
+)doc");
 
 }  // namespace mgc
