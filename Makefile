@@ -25,7 +25,7 @@ NVCC_FLAGS := $(shell $(BUILD_CONFIG) nvcc_flags)
 HOST_FLAGS := $(shell $(BUILD_CONFIG) host_flags)
 APT_GET := $(if $(filter 0,$(shell id -u)),apt-get,sudo apt-get)
 
-.PHONY: build core-libs demo test test-python test-bazel parity-harness bench evaluate-aflw2000 bazel-tools \
+.PHONY: build core-libs face-mesh-models demo test test-python test-bazel parity-harness bench evaluate-aflw2000 bazel-tools \
   clean
 
 $(TF_STAMP):
@@ -40,7 +40,25 @@ $(OPS_STAMP): $(TF_STAMP) $(OP_SOURCES)
 	$(PY) -m pip install --quiet --no-build-isolation -e '.[test]'
 	mkdir -p build && touch $@
 
-build: $(OPS_STAMP) core-libs
+build: $(OPS_STAMP) core-libs face-mesh-models
+
+# MediaPipe's face-mesh and BlazeFace models (Apache-2.0, licence kept
+# beside them), taken out of the mediapipe wheel from PyPI: the wheel is not
+# installed (its protobuf pin clashes with TensorFlow's). One fixed wheel
+# whatever the local Python; mgc.preprocess.mesh_models checks the hashes.
+FACE_MESH_DIR := build/face_mesh_models
+FACE_MESH_STAMP := $(FACE_MESH_DIR)/.extracted
+MEDIAPIPE_WHEEL := mediapipe==0.10.21
+
+face-mesh-models: $(FACE_MESH_STAMP)
+
+$(FACE_MESH_STAMP): $(OPS_STAMP) mgc/preprocess/mesh_models.py
+	rm -rf $(FACE_MESH_DIR)/wheel
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.11 \
+	  --platform manylinux_2_28_x86_64 '$(MEDIAPIPE_WHEEL)' -d $(FACE_MESH_DIR)/wheel
+	$(PY) -m mgc.preprocess.mesh_models --wheel_dir=$(FACE_MESH_DIR)/wheel --output=$(FACE_MESH_DIR)
+	rm -rf $(FACE_MESH_DIR)/wheel
+	touch $@
 
 # The example faces of ../shared/data/demo_images (the astronaut, the 25
 # Deep3DFaceRecon examples with their 5-point files, the 300-W image with its

@@ -39,7 +39,8 @@ BUILD_CONFIG = _load_build_config()
 # TensorFlow itself must be installed before this script runs (it supplies the
 # compiler flags); `make` does that.
 REQUIREMENTS = [BUILD_CONFIG.tensorflow_requirement(), "numpy", "pillow", "tqdm", "absl-py", "scipy", "h5py",
-                "trimesh", "opencv-python-headless", "dlib-bin", "face-recognition-models"]
+                "trimesh", "opencv-python-headless", "dlib-bin", "face-recognition-models",
+                "ai-edge-litert"]
 HOST_FLAGS = BUILD_CONFIG.host_flags() + ["-fPIC"]
 NVCC_FLAGS = BUILD_CONFIG.nvcc_flags()
 

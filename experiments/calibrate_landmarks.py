@@ -22,8 +22,23 @@ out/calibrate_landmarks (for calibration.csv).
 
 dlib's points are taken as the fit takes them: averaged with the answer on
 the mirror image.
+
+With --landmarks_model=mesh it calibrates MediaPipe's 468-point face mesh
+instead, on renders turned up to --max_yaw degrees, found by BlazeFace:
+  * for each mesh point, the model vertex whose projections lie closest to
+    it on average (all vertices are candidates): the correspondence the fit
+    uses, written to mgc/fitting/face_mesh_vertices.json under the model's
+    name (--write_files);
+  * with the ICT model, for each iBUG landmark the mesh point closest to
+    the model's landmark vertex on average: the 68 points read off the mesh
+    (mgc/preprocess/face_mesh_68.json).
+Both are chosen on the first half of the renders and scored on the second.
+
+    python -m experiments.calibrate_landmarks --landmarks_model=mesh --face_model=ict \
+        [--count=200] [--write_files]
 """
 import csv
+import json
 import os
 
 import numpy as np
@@ -32,16 +47,21 @@ from tqdm import tqdm
 
 from experiments import common_flags
 from mgc.eval import synthetic
-from mgc.facemodel import load_face_model
+from mgc.facemodel import CoefficientLayout, load_face_model
+from mgc.fitting import mesh_targets
+from mgc.preprocess import face_mesh
 
 FLAGS = flags.FLAGS
-common_flags.use("face_model", "count", "seed", "output")
+common_flags.use("face_model", "count", "seed", "output", "landmarks_model")
 COUNT = 160  # random faces rendered: half choose, half score
 SEED = 2024
 OUTPUT = "out/calibrate_landmarks"
 flags.DEFINE_string("landmark_indices", "27-35", "Landmarks (0-based iBUG) to calibrate: a "
                     "range a-b or a comma list.")
 flags.DEFINE_float("radius_mm", 12.0, "Candidate vertices lie this close to the current one.")
+flags.DEFINE_float("max_yaw", 70.0, "Mesh: renders turned up to this many degrees of yaw.")
+flags.DEFINE_bool("write_files", False, "Mesh: write the correspondence (and, for ict, the "
+                  "68-point list) into the package's JSON files.")
 flags.DEFINE_bool("file_landmarks", True, "Start from the landmark vertices of the model's "
                   "file (for ICT, calibrated_landmarks=False), as DLIB_CALIBRATED_LANDMARKS "
                   "was measured.")
@@ -98,8 +118,97 @@ def calibrate(model, vertices_2d, dlib68, boxes, landmarks, radius):
     return rows
 
 
+def mesh_scenes(model, count, seed, max_yaw):
+    """Yields (SyntheticFace, MeshAnswer or None) for `count` random renders
+    turned up to max_yaw degrees, found by BlazeFace."""
+    rng = np.random.default_rng(seed)
+    layout = CoefficientLayout.for_model(model)
+    background = synthetic.flag_background()
+    detector, predictor = face_mesh.BlazeFaceDetector(), face_mesh.FaceMeshPredictor()
+    for _ in range(count):
+        identity = rng.normal(0, 0.8, layout.identity)
+        expression = np.clip(rng.normal(0, 0.1, layout.expression), 0, 1)
+        angles = rng.uniform([-max_yaw, -15, -10], [max_yaw, 15, 10])
+        light = np.array(synthetic.TOP_LIGHT)
+        light[:4] += rng.uniform([-0.05, -0.1, -0.1, -0.2], [0.1, 0.15, 0.05, 0.1])
+        face = synthetic.render_scene(model, identity, expression, angles,
+                                      background[:, ::-1] if rng.random() < 0.5 else background,
+                                      light)
+        boxes = detector.detect(face.image)
+        yield face, (predictor.predict(face.image, boxes[0]) if boxes else None)
+
+
+def nearest_on_average(candidates_2d, targets_2d, boxes):
+    """For each target point, the candidate whose positions lie closest to
+    it on average over the renders (distance over the box size).
+
+    candidates_2d [R, C, 2], targets_2d [R, T, 2], boxes [R] -> [T] indices.
+    """
+    cost = np.zeros((targets_2d.shape[1], candidates_2d.shape[1]), np.float64)
+    for candidates, targets, box in zip(candidates_2d, targets_2d, boxes):
+        difference = targets[:, None].astype(np.float32) - candidates[None].astype(np.float32)
+        cost += np.sqrt(np.sum(np.square(difference), -1)) / box
+    return np.argmin(cost, axis=1)
+
+
+def held_out_error(points_a, points_b, boxes):
+    """Mean distance (% of the box) between matched points [R, P, 2]."""
+    return float(100 * np.nanmean(np.linalg.norm(points_a - points_b, axis=-1) / boxes[:, None]))
+
+
+def calibrate_mesh(model, count, seed, max_yaw):
+    """(vertex of each mesh point [468], mesh point of each iBUG landmark
+    [68], a report dict); chosen on half the renders, scored on the rest."""
+    scenes = tqdm(mesh_scenes(model, count, seed, max_yaw), total=count, desc="renders")
+    found = [(face, answer) for face, answer in scenes if answer is not None]
+    print(f"{len(found)} of {count} faces found by BlazeFace")
+    if len(found) < 10:
+        raise SystemExit(f"only {len(found)} faces were found; nothing to calibrate on")
+    vertices = np.stack([face.vertices_2d for face, _ in found])
+    mesh = np.stack([answer.points[:, :2] for _, answer in found])
+    landmarks = np.stack([face.landmarks for face, _ in found])
+    # Models without some landmarks (Surrey) have NaN rows there.
+    boxes = np.array([np.sqrt(np.prod(np.nanmax(face.landmarks, 0) - np.nanmin(face.landmarks, 0)))
+                      for face, _ in found])
+    half = len(found) // 2
+    fit, score = slice(0, half), slice(half, None)
+    correspondence = nearest_on_average(vertices[fit], mesh[fit], boxes[fit])
+    mesh68 = nearest_on_average(mesh[fit], landmarks[fit], boxes[fit])
+    report = dict(
+        renders=count, found=len(found), max_yaw=max_yaw,
+        held_out_mesh_to_vertex_nme=held_out_error(vertices[score][:, correspondence],
+                                                   mesh[score], boxes[score]),
+        held_out_mesh68_nme=held_out_error(mesh[score][:, mesh68], landmarks[score],
+                                           boxes[score]))
+    return correspondence, mesh68, report
+
+
+def main_mesh(model):
+    correspondence, mesh68, report = calibrate_mesh(
+        model, common_flags.value_or("count", COUNT), common_flags.value_or("seed", SEED),
+        FLAGS.max_yaw)
+    print(report)
+    output = common_flags.value_or("output", OUTPUT)
+    os.makedirs(output, exist_ok=True)
+    path = os.path.join(output, f"mesh_calibration_{FLAGS.face_model}.json")
+    with open(path, "w") as stream:
+        json.dump(dict(vertex_of_mesh_point=[int(v) for v in correspondence],
+                       mesh_index_of_ibug68=[int(i) for i in mesh68], measured=report), stream)
+    print(f"wrote {path}")
+    if FLAGS.write_files:
+        mesh_targets.write_correspondence(FLAGS.face_model, model.num_vertices, correspondence,
+                                          report)
+        print(f"wrote {mesh_targets.CORRESPONDENCE_FILE} [{FLAGS.face_model}]")
+        if FLAGS.face_model == "ict":
+            face_mesh.write_mesh_68(mesh68, report)
+            print(f"wrote {face_mesh.MESH_68_FILE}")
+
+
 def main(argv):
     del argv
+    if common_flags.value_or("landmarks_model", "dlib") == "mesh":
+        main_mesh(load_face_model(FLAGS.face_model))
+        return
     landmarks = parse_landmarks(FLAGS.landmark_indices)
     options = {}
     if FLAGS.face_model == "ict":

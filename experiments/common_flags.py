@@ -20,7 +20,7 @@ import sys
 
 from absl import flags
 
-from mgc.preprocess.pipeline import DETECTORS
+from mgc.preprocess.pipeline import DETECTORS, LANDMARK_MODELS
 
 FLAGS = flags.FLAGS
 
@@ -39,9 +39,15 @@ flags.DEFINE_integer(
     "batch_size", None, "Faces (or samples) processed together (None: the script's own "
     "default, see its --help).", lower_bound=1)
 flags.DEFINE_enum(
-    "detector", "auto", list(DETECTORS), "Face detector: auto (dlib's HOG detector; where it "
-    "finds nothing, the CNN detector's box, or a weak HOG box the CNN confirms), hog (HOG "
+    "detector", "auto", list(DETECTORS), "Face detector: auto (the landmark backend's own: "
+    "blazeface for the mesh; for dlib's predictor dlib's HOG detector, where it finds nothing "
+    "the CNN detector's box, or a weak HOG box the CNN confirms), blazeface (MediaPipe's "
+    "BlazeFace, which finds profiles; dlib's detectors where it finds nothing), hog (HOG "
     "only) or cnn (the CNN detector only).")
+flags.DEFINE_enum(
+    "landmarks_model", None, list(LANDMARK_MODELS), "Landmark backend: mesh (MediaPipe's "
+    "468-point face mesh, the fit uses every point) or dlib (dlib's 68 points) (None: the "
+    "script's own default, see its --help).")
 flags.DEFINE_integer("seed", None, "Random seed (None: the script's own default, see its "
                      "--help).")
 flags.DEFINE_integer("count", None, "How many random samples the script draws (None: the "
@@ -60,6 +66,7 @@ flags.DEFINE_string(
     "checkpoint or one this project writes (mgc.nets.load_encoder).")
 
 SHARED = ("input", "output", "overwrite", "data_root", "face_model", "batch_size", "detector",
+          "landmarks_model",
           "seed", "count", "steps", "write_docs", "repeats", "batches", "checkpoint")
 _USED = {}  # shared flag name -> modules that take it
 _SCRIPTS = set()  # modules that called use()

@@ -1,22 +1,28 @@
-"""AFLW2000-3D 68-point NME of the fitted face model and of raw dlib landmarks
-(protocol: mgc/eval/aflw2000.py), on the images of the 2000 that are present.
+"""AFLW2000-3D 68-point NME of the fitted face model and of the raw
+landmarks it was fitted to (protocol: mgc/eval/aflw2000.py), on the images
+of the 2000 that are present, for each landmark backend.
 
-Per image: a face box (--detector: auto, hog or cnn), dlib's 68 landmarks
-averaged with those of the mirror image, MGCNet's 224 crop, then fit_faces
-in batches; the scored points are the model's fixed 68 landmark vertices
-projected and mapped back to the picture. The raw dlib landmarks of the same
-box are the baseline; the mirror-averaged ones (the fit's input) are
-reported too. Detection and fitting see only the image; the ground truth is
+Per image and backend (--landmarks_model; unset: mesh and dlib): a face box
+(--detector; auto is the backend's own: BlazeFace for the mesh, dlib's
+HOG/CNN for dlib), the backend's landmarks (the face mesh's 468 points and
+the 68 read off them; dlib's 68 averaged with those of the mirror image),
+MGCNet's 224 crop, then fit_faces in batches (to the mesh's points, or to
+dlib's 68); the scored points are the model's fixed 68 landmark vertices
+projected and mapped back to the picture, as reconstruct writes them to
+<stem>_lm68.txt. The backend's raw 68 points of the same box are its
+baseline. Detection and fitting see only the image; the ground truth is
 read afterwards, to score.
 With --use_gt_boxes the box comes from the ground truth instead (the
 literature's protocol, reported separately).
 
     python -m experiments.evaluate_aflw2000 [--limit=N] [--steps=560]
-        [--detector=auto] [--use_gt_boxes] [--output=out/aflw2000] [--write_docs]
+        [--landmarks_model=mesh] [--detector=auto] [--use_gt_boxes]
+        [--output=out/aflw2000] [--write_docs]
 
-Shared flags left unset: --output out/aflw2000 (results.csv, results.md,
-per_image.csv), --batch_size 8 faces fitted together, --steps FitSettings'
-defaults. --write_docs replaces the measured table in docs/RESULTS.md.
+Shared flags left unset: --output out/aflw2000 (results.csv, results.md with
+the per-box-source breakdown, per_image.csv), --batch_size 8 faces fitted
+together, --steps FitSettings' defaults, --landmarks_model both backends.
+--write_docs replaces the measured tables in docs/RESULTS.md.
 """
 import dataclasses
 import os
@@ -37,7 +43,7 @@ from mgc.preprocess import pipeline
 
 FLAGS = flags.FLAGS
 common_flags.use("data_root", "output", "detector", "steps", "batch_size", "face_model",
-                 "write_docs")
+                 "write_docs", "landmarks_model")
 OUTPUT = "out/aflw2000"
 BATCH_SIZE = 8
 flags.DEFINE_string("image_dir", None,
@@ -54,64 +60,81 @@ RESULTS_DOC = os.path.join(paths.REPO_ROOT, "docs", "RESULTS.md")
 class Prediction:
     """What the pipeline made of one image, before any scoring."""
     name: str
-    detector: str = ""                 # box source; "" when no face was found
-    dlib68: np.ndarray = None          # [68, 2] picture pixels, dlib's raw answer
-    mirrored68: np.ndarray = None      # [68, 2] the mirror-averaged answer the fit uses
-    fitted68: np.ndarray = None        # [68, 2] picture pixels
+    boxes: dict = dataclasses.field(default_factory=dict)   # backend -> box source
+    points: dict = dataclasses.field(default_factory=dict)  # method -> [68, 2] picture pixels
     find_seconds: float = 0.0          # reading, detection, landmarks, crop
-    fit_seconds: float = 0.0           # its share of the batch's fit
+    fit_seconds: float = 0.0           # its share of the batches' fits
 
     @property
     def seconds(self):
         return self.find_seconds + self.fit_seconds
 
 
-def find_face(image, detector, box=None):
-    """Box, dlib landmarks and crop of the largest face; None when none is found.
+def find_face(image, detector, box, backend, predictor):
+    """Box, landmarks and crop of the largest face; None when none is found.
 
     Args:
       image: uint8 RGB picture: the only input taken from the data set.
       detector: one of preprocess.pipeline.DETECTORS.
-      box: a FaceBox to use instead of detecting (--use_gt_boxes).
+      box: a FaceBox to use instead of detecting (--use_gt_boxes), or None.
+      backend: "mesh" or "dlib"; predictor: its landmark predictor.
     """
     if box is None:
-        boxes = pipeline.detect_faces(image, detector)
+        boxes = pipeline.detect_faces(image, detector, backend)
         if not boxes:
             return None
         box = boxes[0]
-    return preprocess.detected_face(image, box, preprocess.LandmarkPredictor())
+    return preprocess.detected_face(image, box, predictor)
 
 
 def fit_batch(faces, model, settings):
-    """Fitted model landmarks [B, 68, 2] in picture pixels."""
+    """Fitted model landmarks [B, 68, 2] in picture pixels (the model's fixed
+    landmark vertices), fitted to the mesh's points where the faces have them."""
     crops = np.stack([face.crop for face in faces])
     targets = np.stack([face.crop_landmarks68 for face in faces])
-    result = fit_faces(crops, targets, model, settings)
+    mesh = None
+    if faces[0].crop_mesh_points is not None:
+        mesh = np.stack([face.crop_mesh_points for face in faces])
+    result = fit_faces(crops, targets, model, settings, mesh_points=mesh)
     return [preprocess.transform_points(points, preprocess.invert(face.crop_matrix))
             for points, face in zip(result.landmarks_2d, faces)]
 
 
-def predict_chunk(names, image_dir, model, settings, boxes, progress):
-    """Predictions for a chunk of images, fitted as one batch."""
-    predictions, faces = [], []
+FITTED_METHOD = {"mesh": aflw2000.METHOD_FITTED_MESH, "dlib": aflw2000.METHOD_FITTED}
+
+
+def predict_chunk(names, image_dir, model, settings, boxes, backends, progress):
+    """Predictions for a chunk of images, fitted as one batch per backend."""
+    predictions, faces = [], {backend: [] for backend in backends}
+    predictors = {b: pipeline.landmark_predictor(b) for b in backends}
     for name, box in zip(names, boxes):
         start = time.perf_counter()
         image = preprocess.load_image(os.path.join(image_dir, name))
-        face = find_face(image, FLAGS.detector, box)
-        prediction = Prediction(name, find_seconds=time.perf_counter() - start)
-        if face is not None:
-            prediction.detector = face.box.detector
-            prediction.dlib68, prediction.mirrored68 = face.raw_landmarks68, face.landmarks68
-            faces.append((prediction, face))
+        prediction = Prediction(name)
+        for backend in backends:
+            face = find_face(image, FLAGS.detector, box, backend, predictors[backend])
+            if face is None:
+                continue
+            prediction.boxes[backend] = face.box.detector
+            if backend == "mesh":
+                prediction.points[aflw2000.METHOD_MESH] = face.landmarks68
+            else:
+                prediction.points[aflw2000.METHOD_DLIB] = face.raw_landmarks68
+                prediction.points[aflw2000.METHOD_DLIB_MIRRORED] = face.landmarks68
+            faces[backend].append((prediction, face))
+        prediction.find_seconds = time.perf_counter() - start
         predictions.append(prediction)
         progress.update(1)
-    if faces:
-        progress.set_postfix_str(f"fitting {len(faces)}")
+    for backend, found in faces.items():
+        if not found:
+            continue
+        progress.set_postfix_str(f"fitting {len(found)} ({backend})")
         start = time.perf_counter()
-        fitted = fit_batch([face for _, face in faces], model, settings)
-        share = (time.perf_counter() - start) / len(faces)
-        for (prediction, _), points in zip(faces, fitted):
-            prediction.fitted68, prediction.fit_seconds = points, share
+        fitted = fit_batch([face for _, face in found], model, settings)
+        share = (time.perf_counter() - start) / len(found)
+        for (prediction, _), points in zip(found, fitted):
+            prediction.points[FITTED_METHOD[backend]] = points
+            prediction.fit_seconds += share
     return predictions
 
 
@@ -119,14 +142,9 @@ def score(prediction, ground_truth):
     """The ImageRecord of a prediction against the ground truth."""
     i = ground_truth.index(prediction.name)
     gt = ground_truth.pts68[i]
-    nmes = {}
-    if prediction.fitted68 is not None:
-        nmes[aflw2000.METHOD_FITTED] = aflw2000.nme(prediction.fitted68, gt)
-    if prediction.dlib68 is not None:
-        nmes[aflw2000.METHOD_DLIB] = aflw2000.nme(prediction.dlib68, gt)
-        nmes[aflw2000.METHOD_DLIB_MIRRORED] = aflw2000.nme(prediction.mirrored68, gt)
-    return aflw2000.ImageRecord(prediction.name, float(ground_truth.yaw[i]), prediction.detector,
-                                nmes, prediction.seconds)
+    nmes = {method: aflw2000.nme(points, gt) for method, points in prediction.points.items()}
+    return aflw2000.ImageRecord(prediction.name, float(ground_truth.yaw[i]),
+                                dict(prediction.boxes), nmes, prediction.seconds)
 
 
 def select_images(image_dir):
@@ -158,16 +176,20 @@ def code_version():
         return "unknown"
 
 
-def describe(count, image_dir, settings, batch_size, seconds):
+def describe(count, image_dir, settings, batch_size, seconds, backends):
     """One paragraph: what produced the table."""
-    boxes = ("ground-truth boxes (aflw2000.gt_face_box)" if FLAGS.use_gt_boxes
-             else f"detector {FLAGS.detector}")
+    if FLAGS.use_gt_boxes:
+        boxes = "ground-truth boxes (aflw2000.gt_face_box)"
+    else:
+        boxes = "detector " + ", ".join(
+            f"{pipeline.resolved_detector(FLAGS.detector, b)} for {b}" for b in backends)
     steps = "/".join(str(getattr(settings, f"{s}_steps"))
                      for s in ("pose", "landmark", "appearance", "joint"))
     where = os.path.relpath(image_dir, paths.data_root(FLAGS.data_root))
     return (f"{count} images of `{where}`, {boxes}, face model `{FLAGS.face_model}`, "
             f"{settings.total_steps} fitting steps (pose/landmark/appearance/joint {steps}), "
-            f"batch {batch_size}, {os.cpu_count()} CPU cores: {seconds:.1f} s per image; "
+            f"batch {batch_size}, {os.cpu_count()} CPU cores: {seconds:.1f} s per image "
+            f"({' and '.join(backends)}); "
             f"measured {time.strftime('%Y-%m-%d')} at commit {code_version()}. NME in %.")
 
 
@@ -179,6 +201,8 @@ def main(argv):
     settings = FitSettings().with_total_steps(FLAGS.steps)
     batch_size = common_flags.value_or("batch_size", BATCH_SIZE)
     output = common_flags.value_or("output", OUTPUT)
+    landmarks_model = common_flags.value_or("landmarks_model", None)
+    backends = [landmarks_model] if landmarks_model else list(pipeline.LANDMARK_MODELS)
     boxes = [None] * len(names)
     if FLAGS.use_gt_boxes:  # the literature's protocol: boxes from the ground truth
         truth = aflw2000.load_ground_truth(FLAGS.data_root)
@@ -190,31 +214,37 @@ def main(argv):
         for i in range(0, len(names), batch_size):
             chunk = slice(i, i + batch_size)
             predictions += predict_chunk(names[chunk], image_dir, model, settings, boxes[chunk],
-                                         progress)
+                                         backends, progress)
     elapsed = time.perf_counter() - start
 
     # Scoring: the first (without --use_gt_boxes, the only) use of the ground truth.
     truth = aflw2000.load_ground_truth(FLAGS.data_root)
     records = [score(p, truth) for p in predictions]
     table = aflw2000.summarise(records)
-    header = describe(len(names), image_dir, settings, batch_size, elapsed / len(names))
+    header = describe(len(names), image_dir, settings, batch_size, elapsed / len(names),
+                      backends)
+    breakdowns = "\n\n".join(
+        f"Per box source ({backend} backend), NME in %, mean (median):\n\n"
+        + aflw2000.breakdown_markdown(records, backend) for backend in backends)
+    body = f"{header}\n\n{aflw2000.table_markdown(table)}\n\n{breakdowns}"
     os.makedirs(output, exist_ok=True)
     aflw2000.write_table_csv(table, os.path.join(output, "results.csv"))
-    aflw2000.write_table_markdown(table, os.path.join(output, "results.md"), header)
+    with open(os.path.join(output, "results.md"), "w") as stream:
+        stream.write(body + "\n")
     aflw2000.write_per_image_csv(records, os.path.join(output, "per_image.csv"))
 
-    fitted = [p for p in predictions if p.fitted68 is not None]
     finding = np.mean([p.find_seconds for p in predictions])
-    fitting = np.mean([p.fit_seconds for p in fitted]) if fitted else 0.0
-    print(f"\n{header}\n\n{aflw2000.table_markdown(table)}\n")
-    print(f"{len(fitted)} of {len(names)} faces found. Time: {elapsed:.1f} s in all, "
-          f"{elapsed / len(names):.2f} s per image; detection + landmarks + crop "
-          f"{finding:.3f} s per image, fitting {fitting:.2f} s per face (batches of "
-          f"{batch_size}). Tables in {output}.")
+    fitting = np.mean([p.fit_seconds for p in predictions if p.boxes] or [0.0])
+    print(f"\n{body}\n")
+    for backend in backends:
+        found = sum(backend in p.boxes for p in predictions)
+        print(f"{backend}: {found} of {len(names)} faces found.")
+    print(f"Time: {elapsed:.1f} s in all, {elapsed / len(names):.2f} s per image; detection + "
+          f"landmarks + crop {finding:.3f} s per image, fitting {fitting:.2f} s per image "
+          f"(all backends, batches of {batch_size}). Tables in {output}.")
     if FLAGS.write_docs:
         doc_blocks.replace_block(RESULTS_DOC,
-                                 "aflw2000_gt_boxes" if FLAGS.use_gt_boxes else "aflw2000",
-                                 f"{header}\n\n{aflw2000.table_markdown(table)}")
+                                 "aflw2000_gt_boxes" if FLAGS.use_gt_boxes else "aflw2000", body)
         print(f"wrote {RESULTS_DOC}")
 
 

@@ -26,7 +26,7 @@ def record(name, yaw, fitted=None, dlib=None):
         nme[aflw2000.METHOD_FITTED] = fitted
     if dlib is not None:
         nme[aflw2000.METHOD_DLIB] = dlib
-    return aflw2000.ImageRecord(name, yaw, "hog" if nme else "", nme, 1.0)
+    return aflw2000.ImageRecord(name, yaw, {"dlib": "hog"} if nme else {}, nme, 1.0)
 
 
 # --- Protocol functions -------------------------------------------------------
@@ -66,13 +66,14 @@ def test_summary_means_bins_and_counts_faces_not_found_without_averaging_them():
 def test_tables_are_written_and_parse(tmp_path):
     records = [record("a.jpg", 10, 0.0312, 0.0281), record("b.jpg", 45, 0.05, 0.07),
                record("c.jpg", 70, None, None)]
-    table = aflw2000.summarise(records)  # the mirrored method: no numbers, not found
+    methods = (aflw2000.METHOD_FITTED, aflw2000.METHOD_DLIB, aflw2000.METHOD_DLIB_MIRRORED)
+    table = aflw2000.summarise(records, methods)  # the mirrored method: no numbers, not found
     aflw2000.write_table_csv(table, tmp_path / "results.csv")
     aflw2000.write_table_markdown(table, tmp_path / "results.md", "header line")
     aflw2000.write_per_image_csv(records, tmp_path / "per_image.csv")
 
     rows = aflw2000.read_csv(tmp_path / "results.csv")
-    assert [r["method"] for r in rows] == list(aflw2000.METHODS)
+    assert [r["method"] for r in rows] == [aflw2000.METHOD_FITTED, aflw2000.METHOD_DLIB]
     assert float(rows[0]["nme_0-30"]) == pytest.approx(3.12)
     assert rows[0]["nme_60-90"] == "" and rows[0]["not_found_60-90"] == "1"
     assert float(rows[1]["nme_all"]) == pytest.approx(4.905)
@@ -80,14 +81,27 @@ def test_tables_are_written_and_parse(tmp_path):
     markdown = (tmp_path / "results.md").read_text().splitlines()
     assert markdown[0] == "header line"
     table_lines = [line for line in markdown if line.startswith("|")]
-    assert len(table_lines) == 2 + len(aflw2000.METHODS)
+    assert len(table_lines) == 2 + 2  # methods no record has are left out
     assert all(line.count("|") == 9 for line in table_lines)
-    assert "| fitted (ours) | 3.12 | 5.00 | - | **-** | 4.06 |" in table_lines[2]
+    assert "| fitted to dlib (ours) | 3.12 | 5.00 | - | **-** | 4.06 |" in table_lines[2]
 
     per_image = aflw2000.read_csv(tmp_path / "per_image.csv")
     assert [r["bin"] for r in per_image] == ["0-30", "30-60", "60-90"]
     assert per_image[2]["found_fitted"] == "0" and per_image[2]["nme_dlib"] == ""
     assert float(per_image[0]["nme_dlib"]) == pytest.approx(2.81)
+    assert [r["box_dlib"] for r in per_image] == ["hog", "hog", ""]
+    assert per_image[0]["box_mesh"] == ""
+
+
+def test_breakdown_groups_faces_by_bin_and_box_source():
+    records = [record("a", 10, 0.02, 0.03), record("b", 12, 0.04, 0.05),
+               aflw2000.ImageRecord("c", 50, {"dlib": "cnn"}, {aflw2000.METHOD_FITTED: 0.1}),
+               record("d", 70)]
+    lines = aflw2000.breakdown_markdown(records, "dlib").splitlines()
+    assert lines[0].startswith("| yaw | box (dlib) | faces | fitted to dlib (ours) |")
+    assert "| 0-30 | HOG | 2 | 3.00 (3.00) | 4.00 (4.00) |" in lines
+    assert "| 30-60 | CNN (no HOG box on the face) | 1 | 10.00 (10.00) | - |" in lines
+    assert len(lines) == 4  # d found no face: no row
 
 
 def test_gt_box_is_a_square_on_the_inner_points():
@@ -123,16 +137,21 @@ def test_subset_is_present_and_binned_133_39_28():
 def test_script_smoke_run_on_two_images(tmp_path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MGC_DATA=paths.data_root())
     command = [sys.executable, "-m", "experiments.evaluate_aflw2000", "--limit=2",
-               "--steps=12", f"--output={tmp_path}"]  # 1/8/1/2 steps per stage
+               "--steps=12", f"--output={tmp_path}"]  # 1/8/1/2 steps per stage, both backends
     done = subprocess.run(command, cwd=paths.REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "2 of 2 faces found" in done.stdout
+    assert "mesh: 2 of 2 faces found" in done.stdout
+    assert "dlib: 2 of 2 faces found" in done.stdout
     rows = aflw2000.read_csv(tmp_path / "results.csv")
     assert [r["method"] for r in rows] == list(aflw2000.METHODS)
     per_image = aflw2000.read_csv(tmp_path / "per_image.csv")
     assert [r["name"] for r in per_image] == ["image00002.jpg", "image00022.jpg"]
     for row in per_image:
-        for method in ("fitted", "dlib", "dlib_mirrored"):
+        assert row["box_mesh"] == "blazeface" and row["box_dlib"] == "hog"
+        for method in aflw2000.METHOD_KEYS.values():
             assert 0.0 < float(row[f"nme_{method}"]) < 50.0
-    assert (tmp_path / "results.md").read_text().count("| fitted (ours) |") == 1
+    markdown = (tmp_path / "results.md").read_text()
+    assert markdown.count("| fitted to mesh (ours) |") == 2  # the table and the breakdown header
+    # One image at 0-30 degrees, one at 60-90: one breakdown row each per backend.
+    assert markdown.count("| BlazeFace | 1 |") == 2 and markdown.count("| HOG | 1 |") == 2

@@ -34,13 +34,26 @@ BIN_EDGES = (30.0, 60.0)  # degrees of |yaw|; the last bin is open above
 BIN_LABELS = ("0-30", "30-60", "60-90")
 NUM_BINS = len(BIN_LABELS)
 
-METHOD_FITTED = "fitted (ours)"
+# The fit to the face mesh's 468 points, and the mesh's own 68 points (read
+# off it at the calibrated mesh points, mgc.preprocess.face_mesh.MESH_68).
+METHOD_FITTED_MESH = "fitted to mesh (ours)"
+METHOD_MESH = "mesh 68 (raw)"
+# The fit to dlib's 68 points, dlib's answer, and dlib's answer averaged with
+# its answer on the mirror image (the fit's input).
+METHOD_FITTED = "fitted to dlib (ours)"
 METHOD_DLIB = "dlib 68 (raw)"
-# dlib's answer averaged with its answer on the mirror image: the fit's input.
 METHOD_DLIB_MIRRORED = "dlib 68 (mirror-averaged)"
-METHODS = (METHOD_FITTED, METHOD_DLIB, METHOD_DLIB_MIRRORED)
+METHODS = (METHOD_FITTED_MESH, METHOD_MESH, METHOD_FITTED, METHOD_DLIB, METHOD_DLIB_MIRRORED)
+# The landmark backend each method's points come from.
+BACKEND_METHODS = {"mesh": (METHOD_FITTED_MESH, METHOD_MESH),
+                   "dlib": (METHOD_FITTED, METHOD_DLIB, METHOD_DLIB_MIRRORED)}
+METHOD_BACKEND = {m: b for b, methods in BACKEND_METHODS.items() for m in methods}
 # Column suffixes of the per-image CSV.
-METHOD_KEYS = {METHOD_FITTED: "fitted", METHOD_DLIB: "dlib", METHOD_DLIB_MIRRORED: "dlib_mirrored"}
+METHOD_KEYS = {METHOD_FITTED_MESH: "fitted_mesh", METHOD_MESH: "mesh", METHOD_FITTED: "fitted",
+               METHOD_DLIB: "dlib", METHOD_DLIB_MIRRORED: "dlib_mirrored"}
+# Box sources, as FaceBox.detector names them, in the breakdown's words.
+BOX_SOURCES = {"blazeface": "BlazeFace", "hog": "HOG", "hog+cnn": "weak HOG confirmed by CNN",
+               "cnn": "CNN (no HOG box on the face)", "gt": "ground truth"}
 
 # --use_gt_boxes: a square around the ground-truth points placed like a dlib
 # HOG box, whose placement dlib's landmark predictor was trained on. Against
@@ -77,8 +90,9 @@ class ImageRecord:
     Attributes:
       name: image file name.
       yaw: |yaw| in degrees (from the ground truth, for binning).
-      detector: where the face box came from ("hog", "cnn", "gt"), or ""
-        when no face was found.
+      boxes: landmark backend ("mesh", "dlib") -> where its face box came
+        from (a FaceBox.detector: "blazeface", "hog", "hog+cnn", "cnn",
+        "gt"); a backend that found no face is absent.
       nme: method -> NME (a fraction, not %); a method that found no face
         is absent or NaN.
       seconds: processing time of the image (detection, landmarks and its
@@ -86,7 +100,7 @@ class ImageRecord:
     """
     name: str
     yaw: float
-    detector: str
+    boxes: Dict[str, str]
     nme: Dict[str, float]
     seconds: float = math.nan
 
@@ -163,7 +177,9 @@ def _mean(values):
 
 
 def summarise(records, methods=METHODS):
-    """The table: one TableRow per method, from ImageRecords."""
+    """The table: one TableRow per method, from ImageRecords; methods that
+    no record has are left out."""
+    methods = [m for m in methods if any(m in r.nme for r in records)] or list(methods)[:1]
     rows = []
     for method in methods:
         per_bin = [[] for _ in range(NUM_BINS)]
@@ -231,22 +247,44 @@ def write_table_markdown(table, path, header=""):
         stream.write(table_markdown(table) + "\n")
 
 
-PER_IMAGE_FIELDS = (("name", "yaw", "bin", "detector")
+PER_IMAGE_FIELDS = (("name", "yaw", "bin") + tuple(f"box_{b}" for b in BACKEND_METHODS)
                     + tuple(f"found_{METHOD_KEYS[m]}" for m in METHODS)
                     + tuple(f"nme_{METHOD_KEYS[m]}" for m in METHODS) + ("seconds",))
 
 
 def write_per_image_csv(records, path):
-    """One line per image; NMEs in % (empty when not found)."""
+    """One line per image; NMEs in % (empty when not found); box_<backend>
+    is the source of the backend's box ("" when it found none)."""
     with open(path, "w", newline="") as stream:
         writer = csv.writer(stream)
         writer.writerow(PER_IMAGE_FIELDS)
         for r in records:
             values = [r.nme.get(m, math.nan) for m in METHODS]
-            writer.writerow([r.name, f"{r.yaw:.2f}", BIN_LABELS[yaw_bin(r.yaw)], r.detector]
+            writer.writerow([r.name, f"{r.yaw:.2f}", BIN_LABELS[yaw_bin(r.yaw)]]
+                            + [r.boxes.get(b, "") for b in BACKEND_METHODS]
                             + [int(r.found(m)) for m in METHODS]
                             + [f"{100 * v:.4f}" if np.isfinite(v) else "" for v in values]
                             + [f"{r.seconds:.3f}"])
+
+
+def breakdown_markdown(records, backend):
+    """Markdown: per yaw bin and box source of `backend`, the faces and each
+    of its methods' NME in %, mean (median)."""
+    methods = [m for m in BACKEND_METHODS[backend] if any(m in r.nme for r in records)]
+    lines = [f"| yaw | box ({backend}) | faces | " + " | ".join(methods) + " |",
+             "|---" * (3 + len(methods)) + "|"]
+    for b, label in enumerate(BIN_LABELS):
+        in_bin = [r for r in records if yaw_bin(r.yaw) == b and backend in r.boxes]
+        for source, words in BOX_SOURCES.items():
+            group = [r for r in in_bin if r.boxes[backend] == source]
+            if not group:
+                continue
+            cells = []
+            for method in methods:
+                values = [100 * r.nme[method] for r in group if r.found(method)]
+                cells.append(f"{np.mean(values):.2f} ({np.median(values):.2f})" if values else "-")
+            lines.append(f"| {label} | {words} | {len(group)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def read_csv(path):

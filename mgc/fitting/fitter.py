@@ -8,6 +8,11 @@ Coarse to fine, on MGCNet's 224x224 crop camera:
      Gaussian prior on the coefficients;
   3. photometric: lighting and albedo, then everything, over the rendered
      face's skin pixels (skin in the model and in the photo), landmarks kept.
+With the face mesh's 468 points (mesh_points) and a correspondence for the
+model (mesh_targets), those points replace the 68 as targets, each at its
+fixed vertex, and the closed-form pose comes from their 3-D positions (the
+mesh's depth), which hold the head's yaw where 2-D points at a profile do
+not.
 A model without an albedo basis (ICT-FaceKit) gets a per-vertex albedo with a
 smoothness prior over mesh edges. Several faces are fitted as one batch.
 """
@@ -20,6 +25,7 @@ from mgc import geometry
 from mgc.facemodel import CoefficientLayout, FaceModelError, decode_shape
 from mgc.facemodel.coefficients import LIGHTING_SIZE
 from mgc.fitting import landmarks as landmark_lib
+from mgc.fitting import mesh_targets
 from mgc.fitting.initial_pose import initial_pose_delta
 from mgc.fitting.skin import skin_probability
 from mgc.render import render_face
@@ -43,6 +49,9 @@ class FitSettings:
     albedo_smoothness: float = 200.0
     albedo_prior: float = 2.0
     contour_update_every: int = 40
+    # Mesh targets: their total weight relative to the 68 landmarks' (the
+    # 68 are then left out: the mesh's own 68 are read off the same points).
+    mesh_weight: float = 1.0
 
     STAGES = ("pose_steps", "landmark_steps", "appearance_steps", "joint_steps")
 
@@ -98,7 +107,7 @@ class _Problem:
     shape. Inputs live in variables too, so later batches reuse the traced
     steps (reset) instead of compiling them again."""
 
-    def __init__(self, model, batch, num_targets, settings):
+    def __init__(self, model, batch, num_targets, settings, mesh_vertices=None):
         self.model, self.settings = model, settings
         self.layout = CoefficientLayout.for_model(model)
         selection = landmark_lib.selection_matrix(num_targets, model.landmarks >= 0)
@@ -121,6 +130,12 @@ class _Problem:
         self.valid = variable([batch, num_targets])
         self.skin = variable([batch, 224, 224])
         self.indices = variable([batch, 68], tf.int32)
+        self.mesh_vertices = None
+        if mesh_vertices is not None:  # the 68 give way to the mesh's points
+            self.mesh_vertices = tf.constant(mesh_vertices, tf.int32)
+            self.landmark_weights = tf.zeros_like(self.landmark_weights)
+            self.mesh_targets = variable([batch, len(mesh_vertices), 2])
+            self.mesh_valid = variable([batch, len(mesh_vertices)])
         self.identity = tf.Variable(tf.zeros([batch, self.layout.identity]))
         self.expression = tf.Variable(tf.zeros([batch, self.layout.expression]))
         self.albedo = tf.Variable(tf.zeros([batch, self.layout.albedo]))
@@ -136,10 +151,14 @@ class _Problem:
             (self.make_step(shape + appearance, True), settings.joint_steps),
         ]
 
-    def reset(self, crops, targets, skin, initial_pose, initial_coefficients=None):
+    def reset(self, crops, targets, skin, initial_pose, initial_coefficients=None,
+              mesh_targets=None):
         """Loads a new batch and starts its unknowns from scratch, or from
         `initial_coefficients` [B, layout.size] (e.g. a network's)."""
         self.crops.assign(crops)
+        if self.mesh_vertices is not None:
+            self.mesh_targets.assign(np.nan_to_num(mesh_targets))
+            self.mesh_valid.assign(np.all(np.isfinite(mesh_targets), -1).astype(np.float32))
         self.targets.assign(np.nan_to_num(targets))
         self.valid.assign(np.all(np.isfinite(targets), -1).astype(np.float32))
         self.skin.assign(skin)
@@ -192,14 +211,28 @@ class _Problem:
 
     # -- losses ---------------------------------------------------------------
 
-    def landmark_loss(self):
-        projected, _ = self.projected_landmarks()
-        distance = tf.sqrt(tf.reduce_sum(tf.square(projected - self.targets), -1) + 1e-6)
+    def _huber(self, projected, targets):
+        distance = tf.sqrt(tf.reduce_sum(tf.square(projected - targets), -1) + 1e-6)
         delta = self.settings.huber_delta
-        huber = tf.where(distance < delta, 0.5 * tf.square(distance),
-                         delta * (distance - 0.5 * delta))
-        weighted = huber * self.landmark_weights * self.valid
-        return tf.reduce_sum(weighted, -1) / self.settings.landmark_sigma ** 2
+        return tf.where(distance < delta, 0.5 * tf.square(distance),
+                        delta * (distance - 0.5 * delta))
+
+    def landmark_loss(self):
+        projected, vertices = self.projected_landmarks()
+        weighted = self._huber(projected, self.targets) * self.landmark_weights * self.valid
+        loss = tf.reduce_sum(weighted, -1)
+        if self.mesh_vertices is not None:
+            loss += self.mesh_loss(vertices)
+        return loss / self.settings.landmark_sigma ** 2
+
+    def mesh_loss(self, vertices):
+        """The mesh points' Huber term, weighted as mesh_weight x 68 points."""
+        pose = geometry.absolute_pose(self.layout.split(self.coefficients())["pose"])
+        points = tf.gather(vertices, self.mesh_vertices, axis=1)
+        projected = geometry.project_to_image(geometry.transform_points(points, pose))
+        per_point = self.settings.mesh_weight * 68.0 / float(self.mesh_vertices.shape[0])
+        return per_point * tf.reduce_sum(self._huber(projected, self.mesh_targets)
+                                         * self.mesh_valid, -1)
 
     def prior(self):
         identity = self.identity * _SCALES["identity"]
@@ -255,7 +288,8 @@ def _as_float_images(crops):
     return crops.astype(np.float32)
 
 
-def fit_faces(crops, landmarks, model, settings=FitSettings(), initial_coefficients=None):
+def fit_faces(crops, landmarks, model, settings=FitSettings(), initial_coefficients=None,
+              mesh_points=None):
     """Fits the face model to aligned crops.
 
     Args:
@@ -270,6 +304,12 @@ def fit_faces(crops, landmarks, model, settings=FitSettings(), initial_coefficie
       initial_coefficients: [B, layout.size] to start from (a network's
         prediction) instead of the mean face at a closed-form pose; with
         zero steps the result is these coefficients, scored and rendered.
+      mesh_points: [B, 468, 3] the face mesh's points in crop pixels (x, y,
+        depth; PreparedFace.crop_mesh_points), NaN rows where unknown: with
+        a correspondence for the model (mesh_targets.correspondence) they
+        are the targets instead of the 68 landmarks, and their depth gives
+        the starting pose. Ignored (the 68 are fitted) for a model without
+        one.
 
     Returns:
       FitResult.
@@ -294,11 +334,19 @@ def fit_faces(crops, landmarks, model, settings=FitSettings(), initial_coefficie
     skin = np.stack([skin_probability(crop, points)
                      if points.shape[0] == 68 and settings.total_steps else
                      np.ones(crop.shape[:2], np.float32) for crop, points in zip(crops, landmarks)])
-    model_points = selection @ model.mean_shape[np.maximum(model.landmarks, 0)]
-    model_points[~usable] = np.nan
-    initial = np.stack([initial_pose_delta(model_points, target) for target in targets])
-    problem = _problem(model, len(crops), landmarks.shape[1], settings)
-    problem.reset(crops, targets, skin, initial, initial_coefficients)
+    mesh_vertices = _mesh_vertices(model, mesh_points, len(crops))
+    if mesh_vertices is None:
+        model_points = selection @ model.mean_shape[np.maximum(model.landmarks, 0)]
+        model_points[~usable] = np.nan
+        initial = np.stack([initial_pose_delta(model_points, target) for target in targets])
+        mesh_targets = None
+    else:
+        mesh_points = np.asarray(mesh_points, np.float32)
+        initial = np.stack([initial_pose_delta(model.mean_shape[mesh_vertices], points)
+                            for points in mesh_points])
+        mesh_targets = mesh_points[..., :2]
+    problem = _problem(model, len(crops), landmarks.shape[1], settings, mesh_vertices)
+    problem.reset(crops, targets, skin, initial, initial_coefficients, mesh_targets)
     _run(problem, settings, targets)
     return _result(problem, targets)
 
@@ -316,16 +364,28 @@ def check_model_landmarks(model, num_targets=68):
     return usable
 
 
+def _mesh_vertices(model, mesh_points, batch):
+    """The model's vertex of each mesh point, or None (no mesh points, or no
+    correspondence for this model)."""
+    if mesh_points is None:
+        return None
+    shape = np.shape(mesh_points)
+    if shape != (batch, mesh_targets.MESH_POINTS, 3):
+        raise ValueError(f"mesh_points must have shape [{batch}, {mesh_targets.MESH_POINTS}, 3], "
+                         f"got {shape}")
+    return mesh_targets.correspondence(model)
+
+
 _PROBLEMS = {}
 
 
-def _problem(model, batch, num_targets, settings):
-    """A cached _Problem for this model, batch size and settings."""
-    key = (id(model), batch, num_targets, settings)
+def _problem(model, batch, num_targets, settings, mesh_vertices=None):
+    """A cached _Problem for this model, batch size, settings and targets."""
+    key = (id(model), batch, num_targets, settings, mesh_vertices is not None)
     if key not in _PROBLEMS:
         if len(_PROBLEMS) >= 4:  # a few shapes at most; drop the oldest
             _PROBLEMS.pop(next(iter(_PROBLEMS)))
-        _PROBLEMS[key] = (_Problem(model, batch, num_targets, settings), model)
+        _PROBLEMS[key] = (_Problem(model, batch, num_targets, settings, mesh_vertices), model)
     return _PROBLEMS[key][0]
 
 

@@ -9,6 +9,7 @@ import dataclasses
 import functools
 import importlib.util
 import os
+from typing import Optional, Tuple
 
 import cv2
 import numpy as np
@@ -54,8 +55,10 @@ class FaceBox:
 
     right and bottom are exclusive (dlib's inclusive corners + 1), so
     width = right - left. score: HOG margin or CNN confidence; detector:
-    "hog", "cnn", or "hog+cnn" (a weak HOG box the CNN detector confirmed;
-    its score is HOG's).
+    "hog", "cnn", "hog+cnn" (a weak HOG box the CNN detector confirmed;
+    its score is HOG's) or "blazeface" (face_mesh.BlazeFaceDetector).
+    eyes: ((x, y) of the right eye, (x, y) of the left eye) in image pixels
+    when the detector gives them (BlazeFace), else None.
     """
     left: float
     top: float
@@ -63,6 +66,7 @@ class FaceBox:
     bottom: float
     score: float
     detector: str
+    eyes: Optional[Tuple[Tuple[float, float], Tuple[float, float]]] = None
 
     @property
     def width(self):
@@ -85,13 +89,20 @@ class FaceBox:
 
     def mirrored(self, image_width):
         """The same box in the mirror image (x -> width - x on box edges)."""
+        eyes = None
+        if self.eyes is not None:  # the right eye of the mirror face is the left one
+            (rx, ry), (lx, ly) = self.eyes
+            eyes = ((image_width - 1 - lx, ly), (image_width - 1 - rx, ry))
         return dataclasses.replace(self, left=image_width - self.right,
-                                   right=image_width - self.left)
+                                   right=image_width - self.left, eyes=eyes)
 
     def scaled(self, factor):
         """The same box in a picture resized by `factor`."""
+        eyes = None if self.eyes is None else tuple(
+            (x * factor, y * factor) for x, y in self.eyes)
         return dataclasses.replace(self, left=self.left * factor, top=self.top * factor,
-                                   right=self.right * factor, bottom=self.bottom * factor)
+                                   right=self.right * factor, bottom=self.bottom * factor,
+                                   eyes=eyes)
 
 
 def model_path(filename):
@@ -133,14 +144,16 @@ def _shape_predictor():
     return _dlib().shape_predictor(model_path(_LANDMARK_MODEL))
 
 
-def load_models(kinds=("hog", "cnn")):
-    """Loads dlib's detectors of `kinds` and the landmark predictor now
-    (otherwise on first use): the predictor alone takes about a second, which
-    a run would rather spend at start-up than on its first picture."""
+def load_models(kinds=("hog", "cnn"), landmarks=True):
+    """Loads dlib's detectors of `kinds` and (landmarks) the landmark
+    predictor now (otherwise on first use): the predictor alone takes about a
+    second, which a run would rather spend at start-up than on its first
+    picture."""
     loaders = {"hog": _hog_detector, "cnn": _cnn_detector}
     for kind in kinds:
         loaders[kind]()
-    _shape_predictor()
+    if landmarks:
+        _shape_predictor()
 
 
 def _as_uint8(image):

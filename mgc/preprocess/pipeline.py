@@ -1,5 +1,6 @@
-"""Picture -> MGCNet input crops: landmarks from a file or from dlib, then
-the 5-point alignment of alignment.py."""
+"""Picture -> MGCNet input crops: landmarks from a file, from dlib or from
+MediaPipe's face mesh (face_mesh.py), then the 5-point alignment of
+alignment.py."""
 import dataclasses
 import os
 from typing import Optional
@@ -8,11 +9,13 @@ import numpy as np
 
 from mgc.preprocess import alignment
 from mgc.preprocess import detection
+from mgc.preprocess import face_mesh
 from mgc.preprocess import landmark_files
 from mgc.preprocess.images import load_image
 
 LANDMARK_MODES = ("auto", "detect", "files")
-DETECTORS = ("auto", "hog", "cnn")  # what each means: detect_faces
+DETECTORS = ("auto", "blazeface", "hog", "cnn")  # what each means: detect_faces
+LANDMARK_MODELS = ("mesh", "dlib")
 
 
 class NoFaceError(ValueError):
@@ -35,7 +38,11 @@ class PreparedFace:
       landmark_file: the file the landmarks were read from, or None.
       raw_landmarks68: dlib's single answer on the picture, before the mirror
         average that landmarks68 holds (the baseline evaluations compare
-        against); None when landmarks came from a file.
+        against); the mesh's 68 points for the mesh backend; None when
+        landmarks came from a file.
+      mesh_points: the face mesh's [468, 3] float32 points (x, y, depth) in
+        image pixels (face_mesh.MeshAnswer), or None (other backends).
+      crop_mesh_points: the same in crop pixels (depth scaled as x, y).
     """
     box: Optional[detection.FaceBox]
     landmarks68: Optional[np.ndarray]
@@ -46,10 +53,13 @@ class PreparedFace:
     crop_landmarks68: Optional[np.ndarray]
     landmark_file: Optional[str] = None
     raw_landmarks68: Optional[np.ndarray] = None
+    mesh_points: Optional[np.ndarray] = None
+    crop_mesh_points: Optional[np.ndarray] = None
 
 
 def prepare_faces(image, image_path=None, landmarks="auto", detector="auto",
-                  largest_face_only=False, size=alignment.CROP_SIZE, mirror_average=True):
+                  largest_face_only=False, size=alignment.CROP_SIZE, mirror_average=True,
+                  landmarks_model="dlib"):
     """Finds the faces of a picture and crops each as MGCNet expects.
 
     Args:
@@ -64,6 +74,8 @@ def prepare_faces(image, image_path=None, landmarks="auto", detector="auto",
       size: side of the crops in pixels.
       mirror_average: average dlib's landmarks with its landmarks of the
         mirror image (detection.LandmarkPredictor).
+      landmarks_model: "dlib" (dlib's 68-point predictor) or "mesh"
+        (MediaPipe's 468-point face mesh and the 68 points read off it).
 
     Returns:
       list of PreparedFace: one for a landmark file, else one per detected
@@ -78,6 +90,7 @@ def prepare_faces(image, image_path=None, landmarks="auto", detector="auto",
     if landmarks not in LANDMARK_MODES:
         raise ValueError(f"landmarks must be one of {LANDMARK_MODES}, got {landmarks!r}")
     _check_detector(detector)
+    predictor = landmark_predictor(landmarks_model, mirror_average)
     if isinstance(image, (str, os.PathLike)):
         image_path = image_path or image
         image = load_image(image)
@@ -86,19 +99,33 @@ def prepare_faces(image, image_path=None, landmarks="auto", detector="auto",
     path = _landmark_file(image_path, landmarks)
     if path is not None:
         return [_face_from_file(image, path, size)]
-    boxes = _detect(image, detector, image_path)
+    boxes = _detect(image, detector, image_path, landmarks_model)
     if largest_face_only:
         boxes = boxes[:1]
-    predictor = detection.LandmarkPredictor(mirror_average)
     return [detected_face(image, box, predictor, size) for box in boxes]
 
 
+def landmark_predictor(landmarks_model="dlib", mirror_average=True):
+    """The predictor of a landmark backend (one of LANDMARK_MODELS)."""
+    if landmarks_model == "dlib":
+        return detection.LandmarkPredictor(mirror_average)
+    if landmarks_model == "mesh":
+        return face_mesh.FaceMeshPredictor()
+    raise ValueError(f"landmarks_model must be one of {LANDMARK_MODELS}, got {landmarks_model!r}")
+
+
 def detected_face(image, box, predictor, size=alignment.CROP_SIZE):
-    """The PreparedFace of a detector's box: the predictor's landmarks and
-    the crop they align."""
-    lm68, raw = predictor.predict_and_raw(image, box)
+    """The PreparedFace of a detector's box: the predictor's landmarks (a
+    detection.LandmarkPredictor or a face_mesh.FaceMeshPredictor) and the
+    crop they align."""
+    mesh = None
+    if isinstance(predictor, face_mesh.FaceMeshPredictor):
+        mesh = predictor.predict(image, box).points
+        lm68 = raw = face_mesh.landmarks68(mesh)
+    else:
+        lm68, raw = predictor.predict_and_raw(image, box)
     return _prepared(image, box, lm68, alignment.five_points(lm68), "detected", size,
-                     raw_landmarks68=raw)
+                     raw_landmarks68=raw, mesh_points=mesh)
 
 
 def _rgb(image):
@@ -132,24 +159,43 @@ def _face_from_file(image, path, size):
     return _prepared(image, None, lm68, points5, "file", size, path)
 
 
-def detect_faces(image, detector="auto"):
+def detect_faces(image, detector="auto", landmarks_model="dlib"):
     """Face boxes of a uint8 RGB picture, largest first (possibly none).
 
-    detector: "auto" (dlib's HOG detector; where it finds nothing, the CNN
-    detector's boxes, or weak HOG boxes the CNN confirms:
-    detection.detect_with_fallback), "hog" (HOG only) or "cnn" (CNN only).
+    detector: "blazeface" (MediaPipe's BlazeFace, which finds profiles;
+    where it finds nothing, dlib's as for "auto" with dlib), "hog" (dlib's
+    HOG only), "cnn" (dlib's CNN only) or "auto": the landmark backend's
+    own, BlazeFace for the mesh, and for dlib's predictor (trained on HOG
+    boxes) dlib's HOG detector, where it finds nothing the CNN detector's
+    boxes or weak HOG boxes the CNN confirms (detection.detect_with_fallback).
     """
     _check_detector(detector)
+    if resolved_detector(detector, landmarks_model) == "blazeface":
+        boxes = face_mesh.BlazeFaceDetector().detect(image)
+        return boxes or detection.detect_with_fallback(image)
     if detector == "auto":
         return detection.detect_with_fallback(image)
     return detection.FaceDetector(detector).detect(image)
 
 
-def load_detection_models(detector="auto"):
-    """Loads the dlib models that detecting with `detector` uses (see
-    detect_faces), so that the first picture does not pay for them."""
+def resolved_detector(detector, landmarks_model):
+    """The detector "auto" stands for with a landmark backend."""
+    if detector == "auto":
+        return "blazeface" if landmarks_model == "mesh" else "dlib"
+    return detector
+
+
+def load_detection_models(detector="auto", landmarks_model="dlib"):
+    """Loads the models that detecting with `detector` and predicting with
+    `landmarks_model` use (see detect_faces), so that the first picture does
+    not pay for them. Raises face_mesh's MeshModelError (saying how to get
+    them) when the mesh backend's files are missing."""
     _check_detector(detector)
-    detection.load_models(("hog", "cnn") if detector == "auto" else (detector,))
+    kind = resolved_detector(detector, landmarks_model)
+    if landmarks_model == "mesh" or kind == "blazeface":
+        face_mesh.load_models(detector="both" if kind == "blazeface" else None)
+    detection.load_models(("hog", "cnn") if kind in ("dlib", "blazeface") else (kind,),
+                          landmarks=landmarks_model == "dlib")
 
 
 def _check_detector(detector):
@@ -157,24 +203,32 @@ def _check_detector(detector):
         raise ValueError(f"detector must be one of {DETECTORS}, got {detector!r}")
 
 
-_TRIED = {"auto": "HOG or CNN detector", "hog": "HOG detector", "cnn": "CNN detector"}
+_TRIED = {"dlib": "HOG or CNN detector", "hog": "HOG detector", "cnn": "CNN detector",
+          "blazeface": "BlazeFace detectors or dlib's HOG or CNN detector"}
 
 
-def _detect(image, detector, image_path):
+def _detect(image, detector, image_path, landmarks_model="dlib"):
     """Face boxes, largest first; NoFaceError when there are none."""
-    boxes = detect_faces(image, detector)
+    boxes = detect_faces(image, detector, landmarks_model)
     if not boxes:
         where = image_path or "the image"
-        raise NoFaceError(f"no face found by the {_TRIED[detector]} in {where} "
+        tried = _TRIED[resolved_detector(detector, landmarks_model)]
+        raise NoFaceError(f"no face found by the {tried} in {where} "
                           f"({image.shape[1]}x{image.shape[0]} pixels)")
     return boxes
 
 
-def _prepared(image, box, lm68, points5, source, size, path=None, raw_landmarks68=None):
+def _prepared(image, box, lm68, points5, source, size, path=None, raw_landmarks68=None,
+              mesh_points=None):
     crop, matrix = alignment.align(image, points5, size)
-    crop_lm68 = None
+    crop_lm68 = crop_mesh = None
     if lm68 is not None:
         crop_lm68 = alignment.transform_points(lm68, matrix).astype(np.float32)
+    if mesh_points is not None:
+        scale = np.sqrt(abs(np.linalg.det(matrix[:2, :2])))  # a similarity's scale
+        crop_mesh = np.concatenate([alignment.transform_points(mesh_points[:, :2], matrix),
+                                    mesh_points[:, 2:] * scale], 1).astype(np.float32)
     return PreparedFace(box=box, landmarks68=lm68, points5=points5, landmark_source=source,
                         crop=crop, crop_matrix=matrix, crop_landmarks68=crop_lm68,
-                        landmark_file=path, raw_landmarks68=raw_landmarks68)
+                        landmark_file=path, raw_landmarks68=raw_landmarks68,
+                        mesh_points=mesh_points, crop_mesh_points=crop_mesh)
