@@ -5,8 +5,10 @@ The model files come from the mediapipe wheel (mesh_models.py, `make
 build`). Everything around the networks is written here: the SSD anchors
 and box decoding of BlazeFace, the rotated square crops, the re-crop from
 the previous answer that the mesh model was trained for, and the 68 iBUG
-points read off the mesh (MESH_68, calibrated by the project on its own
-renders: experiments/calibrate_landmarks.py --landmarks_model=mesh).
+points read off the mesh (face_mesh_68.json, calibrated by the project on
+its own renders of the BFM09 mean face, whose 68 keypoints are the ones
+AFLW2000-3D and MGCNet mark: experiments/calibrate_landmarks.py
+--landmarks_model=mesh --face_model=bfm_mean).
 
 Coordinates are image pixels with pixel centres at integers, as in
 detection.py. Mesh depth z is in the same pixels as x and y, larger is
@@ -252,7 +254,7 @@ def write_mesh_68(indices, report):
         raise ValueError(f"expected 68 mesh indices, got {len(indices)}")
     content = dict(mesh_index_of_ibug68=indices, measured=report,
                    made_by="python -m experiments.calibrate_landmarks --landmarks_model=mesh "
-                           "--face_model=ict --write_files")
+                           "--face_model=bfm_mean --count=120 --write_files")
     temporary = MESH_68_FILE + ".part"
     with open(temporary, "w") as stream:
         json.dump(content, stream, indent=1)
