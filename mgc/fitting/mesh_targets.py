@@ -1,7 +1,7 @@
 """The face mesh's 468 points as fitting targets: which vertex of a face
 model each point marks (calibrated on the project's renders,
 experiments/calibrate_landmarks.py --landmarks_model=mesh), stored in
-face_mesh_vertices.json per model name and checked against the model's
+face_mesh_vertices.json per built-in model name and found by the model's
 vertex count."""
 import functools
 import json
@@ -12,9 +12,6 @@ import numpy as np
 MESH_POINTS = 468
 CORRESPONDENCE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                    "face_mesh_vertices.json")
-# Models that share a topology share the correspondence: MGCNet's h5 and
-# the BFM09 front mean have the same 35709 vertices.
-TOPOLOGY_ALIASES = {35709: "bfm_mean"}
 
 
 @functools.lru_cache(maxsize=None)
@@ -28,10 +25,12 @@ def _entries():
 def correspondence(model):
     """[468] int vertex of `model` each mesh point marks, or None when the
     project has none for this model (then the fit uses the 68 points only).
-    Found by the model's name, else by its vertex count (TOPOLOGY_ALIASES)."""
-    entries = _entries()
-    entry = entries.get(model.name) or entries.get(TOPOLOGY_ALIASES.get(model.num_vertices, ""))
-    if entry is None or entry["num_vertices"] != model.num_vertices:
+    Found by the model's vertex count: the built-in models' topologies differ,
+    and models sharing one share the correspondence (MGCNet's h5 and the
+    BFM09 front mean have the same 35709 vertices)."""
+    entry = next((e for e in _entries().values() if e["num_vertices"] == model.num_vertices),
+                 None)
+    if entry is None:
         return None
     vertices = np.asarray(entry["vertices"], np.int64)
     if vertices.shape != (MESH_POINTS,) or vertices.min() < 0 or \
