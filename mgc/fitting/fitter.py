@@ -52,6 +52,10 @@ class FitSettings:
     # Mesh targets: their total weight relative to the 68 landmarks' (the
     # 68 are then left out: the mesh's own 68 are read off the same points).
     mesh_weight: float = 1.0
+    # The mesh's depth against the model's, relative to their means, in
+    # pixels at the face's distance: the pose cue that 2-D points at large
+    # yaw lack. Weight relative to the mesh points' 2-D term.
+    mesh_depth_weight: float = 0.0
 
     STAGES = ("pose_steps", "landmark_steps", "appearance_steps", "joint_steps")
 
@@ -135,6 +139,7 @@ class _Problem:
             self.mesh_vertices = tf.constant(mesh_vertices, tf.int32)
             self.landmark_weights = tf.zeros_like(self.landmark_weights)
             self.mesh_targets = variable([batch, len(mesh_vertices), 2])
+            self.mesh_depth = variable([batch, len(mesh_vertices)])
             self.mesh_valid = variable([batch, len(mesh_vertices)])
         self.identity = tf.Variable(tf.zeros([batch, self.layout.identity]))
         self.expression = tf.Variable(tf.zeros([batch, self.layout.expression]))
@@ -157,7 +162,8 @@ class _Problem:
         `initial_coefficients` [B, layout.size] (e.g. a network's)."""
         self.crops.assign(crops)
         if self.mesh_vertices is not None:
-            self.mesh_targets.assign(np.nan_to_num(mesh_targets))
+            self.mesh_targets.assign(np.nan_to_num(mesh_targets[..., :2]))
+            self.mesh_depth.assign(np.nan_to_num(mesh_targets[..., 2]))
             self.mesh_valid.assign(np.all(np.isfinite(mesh_targets), -1).astype(np.float32))
         self.targets.assign(np.nan_to_num(targets))
         self.valid.assign(np.all(np.isfinite(targets), -1).astype(np.float32))
@@ -228,11 +234,23 @@ class _Problem:
     def mesh_loss(self, vertices):
         """The mesh points' Huber term, weighted as mesh_weight x 68 points."""
         pose = geometry.absolute_pose(self.layout.split(self.coefficients())["pose"])
-        points = tf.gather(vertices, self.mesh_vertices, axis=1)
-        projected = geometry.project_to_image(geometry.transform_points(points, pose))
+        points = geometry.transform_points(tf.gather(vertices, self.mesh_vertices, axis=1), pose)
+        projected = geometry.project_to_image(points)
         per_point = self.settings.mesh_weight * 68.0 / float(self.mesh_vertices.shape[0])
-        return per_point * tf.reduce_sum(self._huber(projected, self.mesh_targets)
-                                         * self.mesh_valid, -1)
+        loss = tf.reduce_sum(self._huber(projected, self.mesh_targets) * self.mesh_valid, -1)
+        if self.settings.mesh_depth_weight:
+            depth = self._relative(points[..., 2] * geometry.MGCNET_INTRINSICS.focal
+                                   / pose[:, 5:6])
+            difference = depth - self._relative(self.mesh_depth)
+            loss += self.settings.mesh_depth_weight * tf.reduce_sum(
+                self._huber(difference[..., tf.newaxis], 0.0) * self.mesh_valid, -1)
+        return per_point * loss
+
+    def _relative(self, values):
+        """values [B, P] minus their mean over the valid points."""
+        mean = (tf.reduce_sum(values * self.mesh_valid, -1, keepdims=True)
+                / tf.maximum(tf.reduce_sum(self.mesh_valid, -1, keepdims=True), 1.0))
+        return values - mean
 
     def prior(self):
         identity = self.identity * _SCALES["identity"]
@@ -344,7 +362,7 @@ def fit_faces(crops, landmarks, model, settings=FitSettings(), initial_coefficie
         mesh_points = np.asarray(mesh_points, np.float32)
         initial = np.stack([initial_pose_delta(model.mean_shape[mesh_vertices], points)
                             for points in mesh_points])
-        mesh_targets = mesh_points[..., :2]
+        mesh_targets = mesh_points
     problem = _problem(model, len(crops), landmarks.shape[1], settings, mesh_vertices)
     problem.reset(crops, targets, skin, initial, initial_coefficients, mesh_targets)
     _run(problem, settings, targets)
