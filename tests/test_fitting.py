@@ -80,15 +80,16 @@ def synthetic_scene():
                                   synthetic.flag_background())
 
 
-# Largest yaw, pitch, roll error (degrees) on the rendered face per backend:
-# dlib meets issue 4's 3 degrees; the fit to the face mesh's points does not
-# yet (measured 4.0 / 6.6 / 2.0: its closed-form start is already 5.8
-# degrees off in pitch, so the mesh-to-vertex correspondence, not the
-# optimiser, holds the error; docs/RESULTS.md).
-ANGLE_TOLERANCE = {"dlib": 3.0, "mesh": 7.0}
+# The fit to the face mesh's points does not meet issue 4's 3 degrees on
+# this face yet: yaw, pitch, roll errors 1.5 / 7.6 / 1.2 degrees (NME 1.50 %,
+# the mesh's own 68 points 3.84 %). Its 3-D closed-form start is 1.6 degrees
+# off in pitch and the 2-D mesh points pull it to 5 within 40 pose steps:
+# the points and their calibrated vertices disagree, not the optimiser.
+MESH_MISSES_PITCH = pytest.mark.xfail(strict=True, reason="mesh fit pitch 7.6 degrees off")
 
 
-@pytest.mark.parametrize("landmarks_model", ["mesh", "dlib"])
+@pytest.mark.parametrize("landmarks_model",
+                         [pytest.param("mesh", marks=MESH_MISSES_PITCH), "dlib"])
 def test_pipeline_recovers_pose_and_landmarks_of_a_rendered_face(synthetic_scene,
                                                                  landmarks_model):
     true_landmarks, true_angles = synthetic_scene.landmarks, synthetic_scene.angles
@@ -100,7 +101,7 @@ def test_pipeline_recovers_pose_and_landmarks_of_a_rendered_face(synthetic_scene
     pose = result.layout.split(result.coefficients)["pose"][0]
     rotation = synthetic.picture_rotation(face.crop_matrix, pose)
     errors = np.abs(synthetic.head_angles(rotation) - true_angles)  # yaw, pitch, roll
-    assert np.all(errors <= ANGLE_TOLERANCE[landmarks_model]), errors
+    assert np.all(errors <= 3.0), errors
 
 
 def test_landmark_weights_follow_mgcnet_detail_points():
