@@ -34,6 +34,8 @@ Tolerances, stated once:
   (a margin); gradients differ only in summation order (atomicAdd), within
   CPU_CUDA_GRADIENT_RTOL of the largest entry.
 """
+import os
+
 import numpy as np
 import pytest
 
@@ -164,6 +166,16 @@ def test_scene_e_two_unlit_cubes_in_one_batch(backend):
     images = np.sum(barycentrics[..., np.newaxis] * corners, axis=-2) * (ids >= 0)[..., None]
     for index in range(2):
         assert golden_outliers(images[index], f"Unlit_Cube_{index}.png") <= GOLDEN_OUTLIER_FRACTION
+
+
+def test_png_reader_matches_pillow():
+    """tests/png_file.py, used for the golden images where pillow is missing."""
+    image_module = pytest.importorskip("PIL.Image")
+    import png_file
+    from mgc import paths
+    for name in ("External_Triangle.png", "Perspective_Corrected_Triangle.png"):
+        path = paths.data_file(os.path.join("tf_mesh_renderer_golden", name))
+        np.testing.assert_array_equal(png_file.read_png(path), np.asarray(image_module.open(path)))
 
 
 @pytest.mark.parametrize("name, clip", [("Simple_Triangle.png", SIMPLE),
