@@ -93,8 +93,8 @@ test-bazel: bazel-tools $(TF_STAMP)
 
 # The TensorFlow-free core behind a C interface for ctypes (tests/rasterizer_backends.py),
 # built from the same sources and flags as the op library: the CPU library always, the
-# CUDA one where nvcc is found. No TensorFlow needed, so a GPU machine with only numpy,
-# pytest and pillow can run the backend tests.
+# CUDA one where nvcc is found. No TensorFlow needed, so a GPU machine with only numpy and
+# pytest can run the backend tests.
 CORE_DIR := build/rasterize_core
 CORE_SRC := ops/rasterize_triangles
 CORE_HEADERS := $(wildcard $(CORE_SRC)/*.h) ops/build_config.bzl
