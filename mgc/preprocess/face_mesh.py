@@ -90,11 +90,13 @@ def _network(filename):
     return _Network(filename)
 
 
-def load_models(detector="full"):
-    """Loads the mesh model (and a BlazeFace detector) now, not on first use."""
+def load_models(detector="both"):
+    """Loads the mesh model and BlazeFace's (detector: "both", "full",
+    "short" or None) now, not on first use; MeshModelError when a file or
+    the runtime is missing."""
     _network("face_landmark.tflite")
-    if detector:
-        _network(DETECTORS[detector].file)
+    for kind in (("short", "full") if detector == "both" else (detector,) if detector else ()):
+        _network(DETECTORS[kind].file)
 
 
 # --- BlazeFace -----------------------------------------------------------------
