@@ -99,7 +99,7 @@ def test_whole_renderer_jacobian_wrt_cube_vertices():
     """Upstream's check: d(render at 28x21)/d(model-space cube vertices), the
     normals being the normalised vertices; outlier = (numerical - analytic) /
     numerical > 0.01 (signed division, as upstream and
-    test_rasterize_gradients.py), at most 1 % of the entries."""
+    the rasterizer backend test base), at most 1 % of the entries."""
     render = tf.function(lambda cube: render_gray_cube(ANGLES_0, 28, 21, cube))
     (analytic,), (numeric,) = tf.test.compute_gradient(render, [tf.constant(CUBE)], delta=1e-3)
     assert np.all(np.isfinite(analytic)) and np.abs(analytic).max() > 0.1
