@@ -15,9 +15,15 @@ list file). A path that exists is always taken literally (face[1].jpg is that
 file, not a glob). Folders and globs keep entries with a picture extension
 (mgc.preprocess.inputs.IMAGE_EXTENSIONS); files named one by one are always
 tried. Landmarks come from a file beside the picture when there is one
-(<stem>.pts, <stem>.txt, detections/<stem>.txt; --landmarks), else dlib finds
-every face. Defaults of the shared flags here: --output=out/reconstruct,
---batch_size=4, --steps: FitSettings() as is.
+(<stem>.pts, <stem>.txt, detections/<stem>.txt; --landmarks), else every face
+is found (--detector) and its landmarks predicted (--landmarks_model):
+MediaPipe's 468-point face mesh (mesh: `make build` fetches its model
+files), whose points the fit then follows, each at its vertex of the face
+model, or dlib's 68 points (dlib, the default for now). Defaults of the
+shared flags here: --output=out/reconstruct, --batch_size=4, --steps:
+FitSettings() as is, --landmarks_model=dlib, --detector=auto (the backend's
+own: for the mesh BlazeFace, which finds profiles, with dlib's detectors
+where it finds nothing).
 
 Each picture gets a folder <output>/<stem>/ (stem = file name without its
 extension; a second picture with the same stem gets <stem>_2, ...), laid out
@@ -40,7 +46,8 @@ Resuming and overwriting (mgc/export/run_folder.py):
     done.json matches this run is skipped, so an interrupted run resumes
     where it stopped. When a done picture was made with other settings
     (--face_model, --checkpoint, --steps, --refine_steps, --detector,
-    --landmarks, --largest_face_only, --mirror_average) or its picture or landmark file has changed since, the
+    --landmarks, --landmarks_model, --largest_face_only, --mirror_average) or its
+    picture or landmark file has changed since, the
     run stops before any work and names the flag or the file; --overwrite
     redoes such pictures (and every other done one), removing files of the
     old result that the new one does not have. A redo that fails withdraws
@@ -115,7 +122,7 @@ from mgc.preprocess.inputs import InputError, collect_pictures  # noqa: E402
 
 FLAGS = flags.FLAGS
 common_flags.use("input", "output", "overwrite", "data_root", "face_model", "batch_size",
-                 "detector", "steps", "checkpoint")
+                 "detector", "steps", "checkpoint", "landmarks_model")
 flags.DEFINE_integer("refine_steps", 0, "With --checkpoint: fitting steps after the network, "
                      "started from its coefficients and spread over the stages as --steps "
                      "is (0: the network's answer as is).", lower_bound=0)
@@ -128,10 +135,12 @@ flags.DEFINE_bool("mirror_average", True, "Average dlib's landmarks with its lan
 
 DEFAULT_OUTPUT = "out/reconstruct"
 DEFAULT_BATCH_SIZE = 4
+# dlib until the mesh backend meets issue 14's AFLW2000-3D goal (docs/RESULTS.md).
+DEFAULT_LANDMARKS_MODEL = "dlib"
 # The settings that shape a picture's results: a done picture is kept only
 # when they are unchanged. Each is set by the flag of the same name.
 SHAPING_SETTINGS = ("face_model", "checkpoint", "steps", "refine_steps", "detector", "landmarks",
-                    "largest_face_only", "mirror_average")
+                    "landmarks_model", "largest_face_only", "mirror_average")
 EXIT_DONE, EXIT_NONE_DONE, EXIT_SETUP, EXIT_SOME_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
@@ -286,7 +295,8 @@ class Reconstruction:
                 job.image, path, landmarks=self.options["landmarks"],
                 detector=self.options["detector"],
                 largest_face_only=self.options["largest_face_only"],
-                mirror_average=self.options["mirror_average"])
+                mirror_average=self.options["mirror_average"],
+                landmarks_model=self.options["landmarks_model"])
         except Exception as error:  # pylint: disable=broad-except
             # Every preparation error fails this picture only; the run goes on.
             if not isinstance(error, (ValueError, OSError)):
@@ -302,7 +312,7 @@ class Reconstruction:
         one batch shape, whose compiled steps the fitter reuses."""
         self.pending.append(job)
         for index, face in enumerate(job.faces):
-            kind = len(results.fit_target_landmarks(face))
+            kind = (len(results.fit_target_landmarks(face)), face.crop_mesh_points is not None)
             self.queues[kind].append((job, index, face))
             if len(self.queues[kind]) == self.options["batch_size"]:
                 self._fit(kind)
@@ -315,10 +325,14 @@ class Reconstruction:
         crops = np.stack([face.crop for _, _, face in entries])
         targets = np.stack([results.fit_target_landmarks(face) for _, _, face in entries])
         crops, targets = self._padded(kind, crops), self._padded(kind, targets)
+        mesh = None
+        if kind[1]:  # the face mesh's points, where the faces have them
+            mesh = self._padded(kind, np.stack([face.crop_mesh_points for _, _, face in entries]))
         start = time.perf_counter()
         try:
             initial = None if self.encoder is None else self.encoder(images_to_unit(crops))
-            fit = fit_faces(crops, targets, self.model, self.settings, initial_coefficients=initial)
+            fit = fit_faces(crops, targets, self.model, self.settings, initial_coefficients=initial,
+                            mesh_points=mesh)
         except Exception as error:  # pylint: disable=broad-except
             traceback.print_exc()
             for job, _, _ in entries:
@@ -398,6 +412,7 @@ class Reconstruction:
                 index=index, files=outputs.files, landmark_error=outputs.landmark_error,
                 landmark_source=face.landmark_source,
                 landmark_count=len(results.fit_target_landmarks(face)),
+                mesh_points=face.crop_mesh_points is not None,
                 landmark_file=face.landmark_file,
                 landmark_fingerprint=(run_folder.fingerprint(face.landmark_file)
                                       if face.landmark_file else None),
@@ -500,12 +515,18 @@ def _run():
     encoder = _encoder(model)
     options = dict(batch_size=common_flags.value_or("batch_size", DEFAULT_BATCH_SIZE),
                    detector=FLAGS.detector, landmarks=FLAGS.landmarks,
+                   landmarks_model=common_flags.value_or("landmarks_model",
+                                                         DEFAULT_LANDMARKS_MODEL),
                    largest_face_only=FLAGS.largest_face_only,
                    mirror_average=FLAGS.mirror_average, overwrite=FLAGS.overwrite,
                    face_model=FLAGS.face_model, checkpoint=FLAGS.checkpoint)
     settings = fit_settings(FLAGS.refine_steps if FLAGS.checkpoint else FLAGS.steps)
-    if FLAGS.landmarks != "files":
-        preprocess.load_detection_models(FLAGS.detector)  # at start-up, not on a picture
+    if FLAGS.landmarks != "files":  # at start-up, not on a picture
+        try:
+            preprocess.load_detection_models(FLAGS.detector, options["landmarks_model"])
+        except (ImportError, OSError, RuntimeError) as error:
+            raise SetupError(f"--landmarks_model={options['landmarks_model']}: "
+                             f"{one_line(error)}") from None
     overlays.trace_result_renders(model.num_vertices, results.picture_triangles(model))
     run_folder.make_output_folder(output)
     with run_folder.locked(output):
