@@ -122,13 +122,15 @@ def test_resume_continues_exactly(smoke, tuples, h5, tmp_path):
     assert [int(r["step"]) for r in resumed] == [11, 12]
     # Step 11's loss is the restored weights' (and the same batch: the data
     # order goes on); step 12's is after one update with the restored Adam
-    # state. (Two runs' gradients differ in the last bits on CPU, so
-    # step 12 is compared within 1e-5, not exactly.)
-    for row, uninterrupted in zip(resumed, _rows(smoke)[10:12]):
+    # state. Step 11, the next step, is held to 1e-5 (issue 13). Two runs'
+    # CPU gradients differ in the last bits, and after one update that can
+    # move a depth-edge pixel of the warp (depth_loss moved 1e-5 relative in
+    # one CI run), so step 12 is held to 1e-4.
+    for row, uninterrupted, tolerance in zip(resumed, _rows(smoke)[10:12], (1e-5, 1e-4)):
         assert row["step"] == uninterrupted["step"]
         for name, value in row.items():
             if value:
-                assert abs(float(value) - float(uninterrupted[name])) <= 1e-5 * max(
+                assert abs(float(value) - float(uninterrupted[name])) <= tolerance * max(
                     1.0, abs(float(value))), (row["step"], name, value, uninterrupted[name])
 
 
