@@ -133,6 +133,7 @@ bench: build
 	$(PY) -m experiments.bench_encoder --write_docs
 	$(PY) -m experiments.bench_reconstruct --write_docs
 	$(PY) -m experiments.bench_losses --write_docs
+	$(PY) -m experiments.bench_train --write_docs
 
 # AFLW2000-3D 68-point NME on the 200-image subset of the data root (about 10
 # minutes on 2 cores); replaces the table in docs/RESULTS.md. make test runs
