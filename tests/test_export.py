@@ -3,6 +3,7 @@ and text round trips, and the overlay pictures' arithmetic and orientation."""
 import os
 import re
 
+import cv2
 import numpy as np
 import pytest
 import scipy.io
@@ -218,6 +219,24 @@ def test_ply_round_trip_keeps_order_and_colours(tmp_path):
     assert export.read_ply(tmp_path / "plain.ply")[2] is None
 
 
+def test_ply_records_are_those_trimesh_writes(tmp_path):
+    # MGCNet writes its PLY through trimesh: the same vertex and face records
+    # (byte for byte), colours rounded as trimesh rounds them, NaN as 0.
+    vertices, triangles, colors = small_mesh(5)
+    colors[0] = [np.nan, 1.2, -0.1]
+    for name, shade in (("lit", colors), ("plain", None)):
+        export.write_ply(tmp_path / f"{name}.ply", vertices, triangles, shade)
+        theirs = trimesh.Trimesh(vertices.astype(np.float32), triangles, process=False,
+                                 vertex_colors=None if shade is None else np.clip(shade, 0, 1))
+        ours_header, ours = (tmp_path / f"{name}.ply").read_bytes().split(b"end_header\n")
+        their_header, their_records = theirs.export(file_type="ply",
+                                                    encoding="binary").split(b"end_header\n")
+        assert ours == their_records
+        drop_comments = lambda text: [line for line in text.split(b"\n")  # noqa: E731
+                                      if not line.startswith(b"comment")]
+        assert drop_comments(ours_header) == drop_comments(their_header)
+
+
 def test_bake_texture_is_top_down_and_interpolates():
     # Two triangles covering the whole UV square; red at v = 1 (top), blue at v = 0.
     uvs = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float64)
@@ -238,6 +257,24 @@ def test_bake_texture_pads_uncovered_texels():
     np.testing.assert_allclose(texture, 0.25, atol=1e-6)
     unpadded = export.bake_texture(uvs, [[0, 1, 2]], colors, size=16, padding=False)
     assert unpadded[0, -1].sum() == 0 and unpadded[-3, 2, 0] == pytest.approx(0.25)
+
+
+def test_texture_baker_is_the_per_texel_sum_and_checks_colours():
+    vertices, triangles, _ = small_mesh()
+    rng = np.random.default_rng(4)
+    uvs = rng.uniform(0.05, 0.95, size=(len(vertices), 2))
+    baker = export.TextureBaker(uvs, triangles, size=(12, 20))
+    from mgc.export import mesh_io
+    barycentrics, corners = mesh_io._uv_raster(uvs, np.asarray(triangles, np.int64),
+                                               np.asarray(triangles, np.int64), 20, 12, True)
+    for _ in range(2):  # one raster, several colourings
+        colors = rng.uniform(size=(len(vertices), 3)).astype(np.float32)
+        expected = sum(barycentrics[..., k, None] * colors[corners[..., k]] for k in range(3))
+        np.testing.assert_allclose(baker(colors), expected[::-1], rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(export.bake_texture(uvs, triangles, colors, size=(12, 20)),
+                                  baker(colors))
+    with pytest.raises(ValueError, match=r"colors must have shape \[6, 3\]"):
+        baker(colors[:5])
 
 
 # --- Overlays -----------------------------------------------------------------
@@ -276,6 +313,36 @@ def test_paste_back_with_a_translation_puts_the_render_in_place():
     expected = original.copy()
     expected[4:6, 6:8] = [200, 100, 0]
     np.testing.assert_array_equal(out, expected)
+
+
+def full_frame_paste(overlay, mask, original, crop_matrix):
+    """The original's paste-back over the whole photo (§7), for reference."""
+    inverse = np.linalg.inv(crop_matrix)[:2]
+    size = (original.shape[1], original.shape[0])
+    warp = lambda image: cv2.warpAffine(image, inverse, size, flags=cv2.INTER_LINEAR,  # noqa: E731
+                                        borderMode=cv2.BORDER_REPLICATE)
+    warped_mask = warp(np.repeat(mask, 3, axis=-1))
+    return ((warp(overlay) * warped_mask).astype(np.uint8)
+            + ((1.0 - warped_mask) * original).astype(np.uint8))
+
+
+def test_paste_back_all_warps_only_the_crops_footprint():
+    rng = np.random.default_rng(7)
+    lit, gray = (rng.integers(0, 256, size=(300, 420, 3), dtype=np.uint8) for _ in range(2))
+    overlays = [rng.integers(0, 256, size=(224, 224, 3), dtype=np.uint8) for _ in range(2)]
+    mask = np.zeros((224, 224, 1), np.float32)
+    mask[1:-1, 1:-1] = rng.uniform(size=(222, 222, 1))  # cleared border, as results writes
+    angle, scale = 0.3, 1.7  # photo -> crop: turned, enlarged, the face near a corner
+    rotation = scale * np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    for offset in ([-150.0, 40.0], [-560.0, -300.0]):  # inside the photo; partly outside
+        crop_matrix = np.vstack([np.column_stack([rotation, offset]), [0, 0, 1]])
+        pasted = export.paste_back_all(overlays, mask, [lit, gray], crop_matrix)
+        for overlay, photo, ours in zip(overlays, (lit, gray), pasted):
+            expected = full_frame_paste(overlay, mask, photo, crop_matrix)
+            difference = np.abs(ours.astype(int) - expected)
+            assert difference.max() <= 1 and (difference > 0).mean() < 0.01
+            assert not np.array_equal(ours, photo)  # the face is in it
+        assert np.array_equal(export.paste_back(overlays[0], mask, lit, crop_matrix), pasted[0])
 
 
 def test_save_image_refuses_to_overwrite(tmp_path):

@@ -3,6 +3,7 @@
 strips, turntables, paste-back into the photo). Top of the import ladder:
 may import geometry, facemodel and render; nothing in mgc imports export.
 """
+from mgc.export.mesh_io import TextureBaker
 from mgc.export.mesh_io import bake_texture
 from mgc.export.mesh_io import read_obj
 from mgc.export.mesh_io import read_ply
@@ -19,6 +20,7 @@ from mgc.export.overlays import composite
 from mgc.export.overlays import multi_pose_strip
 from mgc.export.overlays import overlay_set
 from mgc.export.overlays import paste_back
+from mgc.export.overlays import paste_back_all
 from mgc.export.overlays import result_pictures
 from mgc.export.overlays import save_image
 from mgc.export.overlays import to_uint8
@@ -26,8 +28,9 @@ from mgc.export.overlays import turntable
 from mgc.export.overlays import turntable_poses
 
 __all__ = [
-    "CameraFile", "MgcnetTextError", "bake_texture", "composite", "intrinsics_from_camera",
-    "multi_pose_strip", "overlay_set", "paste_back", "read_camera", "read_landmarks", "read_obj",
-    "read_ply", "result_pictures", "save_image", "to_uint8", "turntable", "turntable_poses", "write_camera",
-    "write_landmarks", "write_obj", "write_ply",
+    "CameraFile", "MgcnetTextError", "TextureBaker", "bake_texture", "composite",
+    "intrinsics_from_camera", "multi_pose_strip", "overlay_set", "paste_back", "paste_back_all",
+    "read_camera", "read_landmarks", "read_obj", "read_ply", "result_pictures", "save_image",
+    "to_uint8", "turntable", "turntable_poses", "write_camera", "write_landmarks", "write_obj",
+    "write_ply",
 ]

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 import trimesh
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 from mgc.export.overlays import save_image, to_uint8
 from mgc.render import rasterize_triangles
@@ -239,9 +239,10 @@ def _obj_index(token, count):
 
 
 def write_ply(path, vertices, triangles, colors=None):
-    """Writes a binary little-endian PLY through trimesh, as MGCNet's
-    `<stem>.ply`: float xyz, faces as uchar-counted int lists, and, with
-    colours, uchar RGBA per vertex (trimesh rounds 255 * colour; alpha 255).
+    """Writes a binary little-endian PLY as MGCNet's `<stem>.ply` (which it
+    writes through trimesh; the same records): float xyz, faces as
+    uchar-counted int lists, and, with colours, uchar RGBA per vertex
+    (255 * colour rounded, NaN as 0; alpha 255).
 
     Args:
       path: the .ply file (folders are created).
@@ -250,10 +251,25 @@ def write_ply(path, vertices, triangles, colors=None):
       colors: optional [N, 3] in [0, 1] (clipped, as MGCNet clips lit colours).
     """
     vertices, triangles, colors = _check_mesh(vertices, triangles, colors)
-    mesh = trimesh.Trimesh(vertices.astype(np.float32), triangles, vertex_colors=colors,
-                           process=False)
+    fields = [("xyz", "<f4", (3,))] + ([] if colors is None else [("rgba", "u1", (4,))])
+    vertex_records = np.empty(len(vertices), np.dtype(fields))
+    vertex_records["xyz"] = vertices
+    properties = [f"property float {axis}" for axis in "xyz"]
+    if colors is not None:
+        vertex_records["rgba"][:, :3] = np.round(np.nan_to_num(colors, nan=0.0) * 255.0)
+        vertex_records["rgba"][:, 3] = 255
+        properties += [f"property uchar {channel}" for channel in ("red", "green", "blue", "alpha")]
+    face_records = np.empty(len(triangles), np.dtype([("count", "u1"), ("corners", "<i4", (3,))]))
+    face_records["count"] = 3
+    face_records["corners"] = triangles
+    header = ["ply", "format binary_little_endian 1.0", "comment mgc export",
+              f"element vertex {len(vertices)}", *properties, f"element face {len(triangles)}",
+              "property list uchar int vertex_indices", "end_header"]
     _make_parent(path)
-    mesh.export(path, file_type="ply", encoding="binary")
+    with open(path, "wb") as stream:
+        stream.write(("\n".join(header) + "\n").encode("ascii"))
+        stream.write(vertex_records.tobytes())
+        stream.write(face_records.tobytes())
 
 
 def read_ply(path):
@@ -272,60 +288,80 @@ def read_ply(path):
     return np.asarray(mesh.vertices, np.float64), np.asarray(mesh.faces, np.int32), colors
 
 
-_UV_RASTERS = {}  # digest of the layout -> (barycentrics, corners); one entry
-
-
-def _uv_raster(uvs, uv_triangles, triangles, width, height, padding):
-    """The UV layout rasterized once per layout and size (the same for every
-    face of a model): barycentrics [H, W, 3] and vertex corners [H, W, 3]
-    per texel, bottom-up. Uncovered texels have barycentrics 0, or with
-    padding those of the nearest covered texel (so they take its colour)."""
-    digest = hashlib.sha1(f"{width}x{height}:{padding}".encode())
-    for array in (uvs, uv_triangles, triangles):
-        digest.update(array.tobytes())
-    key = digest.hexdigest()
-    if key not in _UV_RASTERS:
-        clip = np.concatenate([2.0 * uvs - 1.0, np.zeros_like(uvs[:, :1]),
-                               np.ones_like(uvs[:, :1])], axis=1).astype(np.float32)
-        barycentrics, triangle_ids, _ = rasterize_triangles(
-            clip[np.newaxis], uv_triangles.astype(np.int32), width, height)
-        barycentrics, triangle_ids = barycentrics[0].numpy(), triangle_ids[0].numpy()
-        covered = triangle_ids >= 0
-        corners = triangles[np.maximum(triangle_ids, 0)]
-        if padding and covered.any() and not covered.all():
-            rows, columns = ndimage.distance_transform_edt(~covered, return_distances=False,
-                                                           return_indices=True)
-            barycentrics, corners = barycentrics[rows, columns], corners[rows, columns]
-        _UV_RASTERS.clear()
-        _UV_RASTERS[key] = (barycentrics, corners)
-    return _UV_RASTERS[key]
-
-
-def bake_texture(uvs, triangles, colors, size=512, uv_triangles=None, padding=True):
-    """Bakes per-vertex colours into a UV texture with the project's rasterizer.
+class TextureBaker:
+    """Bakes per-vertex colours into one UV layout's texture with the
+    project's rasterizer. The layout is rasterized once, here; each bake is
+    then one sparse product (every texel a weighted sum of 3 vertex
+    colours), so a reconstruction keeps one baker per face model.
 
     The UV layout is rasterized with clip = (2u - 1, 2v - 1, 0, 1), so texel
     centres sample the linear interpolation of the corner colours.
 
     Args:
       uvs: [N, 2] per-vertex UVs in [0, 1] (v up), or [M, 2] with uv_triangles.
-      triangles: [T, 3] 0-based vertex indices (index colors).
-      colors: [N, 3] per-vertex colours (NumPy or tensor).
+      triangles: [T, 3] 0-based vertex indices (index the colours).
       size: texture side in texels, or (height, width).
       uv_triangles: optional [T, 3] indices into uvs (seamed layouts).
       padding: fill texels outside every triangle with the nearest covered
         texel's colour, so bilinear lookups at island edges do not bleed black.
+      num_vertices: the colours' row count; default: the largest index + 1.
+    """
+
+    def __init__(self, uvs, triangles, size=512, uv_triangles=None, padding=True,
+                 num_vertices=None):
+        triangles = _numpy(triangles, np.int64)
+        if num_vertices is None:
+            num_vertices = int(triangles.max()) + 1 if triangles.size else 0
+        _, triangles, _ = _check_mesh(np.zeros([num_vertices, 3]), triangles)
+        uvs, uv_triangles = _check_uvs(uvs, uv_triangles, triangles, num_vertices)
+        self.height, self.width = (size, size) if np.isscalar(size) else size
+        self.num_vertices = num_vertices
+        barycentrics, corners = _uv_raster(uvs, uv_triangles, triangles, int(self.width),
+                                           int(self.height), padding)
+        # Rows: texels top-down; entries in corner order, so the product adds
+        # the three terms in the order a per-texel sum would.
+        texels = int(self.width) * int(self.height)
+        self.weights = sparse.csr_matrix(
+            (barycentrics[::-1].reshape(-1), corners[::-1].reshape(-1),
+             np.arange(0, 3 * texels + 1, 3)), shape=(texels, num_vertices))
+
+    def __call__(self, colors):
+        """float32 [H, W, 3] texture, top-down (row 0 is v = 1), of colours
+        [N, 3] (NumPy or tensor), ready for write_obj(texture=...)."""
+        colors = _numpy(colors, np.float32)
+        if colors.shape != (self.num_vertices, 3):
+            raise ValueError(f"colors must have shape [{self.num_vertices}, 3], "
+                             f"got {list(colors.shape)}")
+        return np.asarray(self.weights @ colors).reshape(int(self.height), int(self.width), 3)
+
+
+def _uv_raster(uvs, uv_triangles, triangles, width, height, padding):
+    """The UV layout rasterized: barycentrics float32 [H, W, 3] and vertex
+    corners [H, W, 3] per texel, bottom-up. Uncovered texels have
+    barycentrics 0, or with padding those of the nearest covered texel (so
+    they take its colour)."""
+    clip = np.concatenate([2.0 * uvs - 1.0, np.zeros_like(uvs[:, :1]),
+                           np.ones_like(uvs[:, :1])], axis=1).astype(np.float32)
+    barycentrics, triangle_ids, _ = rasterize_triangles(
+        clip[np.newaxis], uv_triangles.astype(np.int32), width, height)
+    barycentrics, triangle_ids = barycentrics[0].numpy(), triangle_ids[0].numpy()
+    covered = triangle_ids >= 0
+    # Same triangle ids, other corner indices: colours come from the vertices.
+    corners = triangles[np.maximum(triangle_ids, 0)]
+    if padding and covered.any() and not covered.all():
+        rows, columns = ndimage.distance_transform_edt(~covered, return_distances=False,
+                                                       return_indices=True)
+        barycentrics, corners = barycentrics[rows, columns], corners[rows, columns]
+    return barycentrics, corners
+
+
+def bake_texture(uvs, triangles, colors, size=512, uv_triangles=None, padding=True):
+    """One texture of per-vertex colours [N, 3]: TextureBaker(...)(colors)
+    (see TextureBaker for the arguments); for many, keep the baker.
 
     Returns:
-      float32 [H, W, 3] texture, top-down (row 0 is v = 1), ready for
-      write_obj(texture=...).
+      float32 [H, W, 3] texture, top-down (row 0 is v = 1).
     """
-    height, width = (size, size) if np.isscalar(size) else size
     colors = _numpy(colors, np.float32)
-    _, triangles, _ = _check_mesh(np.zeros_like(colors), triangles)
-    uvs, uv_triangles = _check_uvs(uvs, uv_triangles, triangles, len(colors))
-    barycentrics, corners = _uv_raster(uvs, uv_triangles, triangles, int(width), int(height),
-                                       padding)
-    # Same triangle ids, other corner indices: colours come from the vertices.
-    texture = sum(barycentrics[..., k, np.newaxis] * colors[corners[..., k]] for k in range(3))
-    return np.ascontiguousarray(texture[::-1])
+    baker = TextureBaker(uvs, triangles, size, uv_triangles, padding, num_vertices=len(colors))
+    return baker(colors)

@@ -310,23 +310,58 @@ def paste_back(overlay, mask, original_image, crop_matrix):
     Returns:
       uint8 [H, W, 3].
     """
+    return paste_back_all([overlay], mask, [original_image], crop_matrix)[0]
+
+
+def paste_back_all(overlays, mask, original_images, crop_matrix):
+    """paste_back of several overlays of one crop (e.g. the lit and the gray
+    face) into their photos [H, W, 3] (all the same size), the mask warped
+    once. A mask whose outermost pixels are 0 (results clears them) is 0
+    outside the crop's footprint, where the photo stays as it is: only the
+    footprint's box is warped then (in a large photo, a small part of it),
+    with the warp's translation moved to the box; OpenCV's fixed-point
+    sampling then rounds a few pixels differently, by at most 1 of 255."""
     # The original warps the uint8 overlay (cv2 rounds) and a float mask.
-    overlay, original = to_uint8(_rgb(overlay)), to_uint8(_rgb(original_image))
     mask = np.repeat(_mask(mask), 3, axis=-1)
+    originals = [to_uint8(_rgb(image)) for image in original_images]
     inverse = np.linalg.inv(np.asarray(_numpy(crop_matrix), np.float64))[:2]
-    size = (original.shape[1], original.shape[0])
+    height, width = originals[0].shape[:2]
+    left, top, right, bottom = 0, 0, width, height
+    if not (mask[[0, -1]].any() or mask[:, [0, -1]].any()):
+        left, top, right, bottom = _footprint_box(inverse, mask.shape[:2], width, height)
+    results = [image.copy() for image in originals]
+    if right <= left or bottom <= top:
+        return results
+    crop_to_box = inverse - np.array([[0, 0, left], [0, 0, top]], np.float64)
+    size = (right - left, bottom - top)
 
     def warp(image):
-        return cv2.warpAffine(image, inverse, size, flags=cv2.INTER_LINEAR,
+        return cv2.warpAffine(image, crop_to_box, size, flags=cv2.INTER_LINEAR,
                               borderMode=cv2.BORDER_REPLICATE)
 
-    warped_overlay, warped_mask = warp(overlay), warp(mask)
-    face_part = (warped_overlay * warped_mask).astype(np.uint8)
-    photo_part = ((1.0 - warped_mask) * original).astype(np.uint8)
-    return face_part + photo_part
+    warped_mask = warp(mask)
+    for overlay, result in zip(overlays, results):
+        region = result[top:bottom, left:right]
+        face_part = (warp(to_uint8(_rgb(overlay))) * warped_mask).astype(np.uint8)
+        region[...] = face_part + ((1.0 - warped_mask) * region).astype(np.uint8)
+    return results
+
+
+def _footprint_box(crop_to_photo, crop_shape, width, height):
+    """(left, top, right, bottom): the photo pixels whose crop position
+    lies inside the crop's pixel centres, a pixel of margin each side,
+    within the photo."""
+    crop_height, crop_width = crop_shape
+    corners = np.array([[0, 0, 1], [crop_width - 1, 0, 1], [0, crop_height - 1, 1],
+                        [crop_width - 1, crop_height - 1, 1]], np.float64) @ crop_to_photo.T
+    left, top = np.floor(corners.min(0)).astype(int) - 1
+    right, bottom = np.ceil(corners.max(0)).astype(int) + 2
+    return max(left, 0), max(top, 0), min(right, width), min(bottom, height)
 
 
 _FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG"}
+_PNG_OPTIONS = [cv2.IMWRITE_PNG_COMPRESSION, 1,
+                cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
 
 
 def save_image(path, image, overwrite=True, quality=95):
@@ -349,5 +384,14 @@ def save_image(path, image, overwrite=True, quality=95):
         array = array[..., 0]
     array = to_uint8(array[..., np.newaxis])[..., 0] if array.ndim == 2 else to_uint8(array)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    options = {"quality": quality} if _FORMATS[extension] == "JPEG" else {}
-    Image.fromarray(array).save(path, _FORMATS[extension], **options)
+    if _FORMATS[extension] == "JPEG":
+        Image.fromarray(array).save(path, "JPEG", quality=quality)
+        return
+    # PNG through OpenCV, zlib level 1 with run-length matching: on a baked
+    # texture as small as PIL's default and about ten times faster to write.
+    bgr = array if array.ndim == 2 else array[..., ::-1]
+    ok, encoded = cv2.imencode(".png", bgr, _PNG_OPTIONS)
+    if not ok:
+        raise OSError(f"cannot encode {path} as PNG")
+    with open(path, "wb") as stream:
+        stream.write(encoded.tobytes())

@@ -48,9 +48,9 @@ import cv2
 import numpy as np
 
 from mgc import geometry
-from mgc.export.mesh_io import bake_texture, write_obj, write_ply
+from mgc.export.mesh_io import TextureBaker, write_obj, write_ply
 from mgc.export.mgcnet_text import write_camera, write_landmarks
-from mgc.export.overlays import paste_back, result_pictures, save_image
+from mgc.export.overlays import paste_back_all, result_pictures, save_image
 from mgc.preprocess import invert, transform_points
 
 INPUT_PREVIEW_SIDE = 1024
@@ -251,12 +251,25 @@ def _write_meshes(path, vertices, model, albedo, lit_colors, with_texture):
     """OBJ (albedo colours, baked UV texture when the model has UVs) and
     MGCNet's PLY (lit colours)."""
     if with_texture:
-        texture = bake_texture(model.uvs, model.triangles, albedo, size=TEXTURE_SIZE)
+        texture = _texture_baker(model)(albedo)
         write_obj(path["obj"], vertices, model.triangles, colors=albedo, uvs=model.uvs,
                   texture=texture)
     else:
         write_obj(path["obj"], vertices, model.triangles, colors=albedo)
     write_ply(path["ply"], vertices, model.triangles, colors=lit_colors)
+
+
+_BAKERS = {}  # id(model) -> (model, its TextureBaker); the model is kept so its id stays its own
+
+
+def _texture_baker(model):
+    """The model's UV layout rasterized once (a run writes many faces of one model)."""
+    if id(model) not in _BAKERS:
+        if len(_BAKERS) >= 2:
+            _BAKERS.pop(next(iter(_BAKERS)))
+        _BAKERS[id(model)] = (model, TextureBaker(model.uvs, model.triangles, size=TEXTURE_SIZE,
+                                                  num_vertices=model.num_vertices))
+    return _BAKERS[id(model)][1]
 
 
 def write_image_results(output_dir, stem, image, faces, overwrite=False):
@@ -279,9 +292,8 @@ def write_image_results(output_dir, stem, image, faces, overwrite=False):
     save_image(path["input"], _preview(image), overwrite=True)
     lit, gray = image, image
     for face in faces:
-        mask = _clear_border(face.mask)
-        lit = paste_back(face.overlay, mask, lit, face.crop_matrix)
-        gray = paste_back(face.overlay_geo, mask, gray, face.crop_matrix)
+        lit, gray = paste_back_all([face.overlay, face.overlay_geo], _clear_border(face.mask),
+                                   [lit, gray], face.crop_matrix)
     save_image(path["overlay_origin"], lit, overwrite=True)
     save_image(path["overlay_geo_origin"], gray, overwrite=True)
     return names
