@@ -106,95 +106,122 @@ MGC_HOST_DEVICE bool CoverPixel(const TriangleSetup& setup, const float* v0,
   return true;
 }
 
-// A vertex in pixel-index space: the pixel whose centre is at (x, y) has
-// index (x, y). Only meaningful when in_front (clip w > 0).
-struct ScreenVertex {
-  float x;
-  float y;
-  int in_front;
+// Pixel bounds. A triangle can only cover the pixel centres between the
+// smallest and largest projected coordinate of its corners, widened by a
+// small margin so that the coverage test, not rounding here, decides edge
+// pixels. Rounding and clamping are monotone, so the triangle's range is the
+// union of its corners' ranges: VertexPixelRange is computed once per vertex
+// (the CPU kernel shares it between the triangles of a vertex) and a
+// triangle's bounds are integer minima and maxima of three of them.
+
+// Pixel-centre indices within the margin of one vertex along x and y, in
+// [-1, size] (so that a triangle's minimum and maximum clamp to the image);
+// kBehindEye in the firsts marks a vertex with clip w <= 0.
+struct VertexPixelRange {
+  int x_first;
+  int x_last;
+  int y_first;
+  int y_last;
 };
 
-MGC_HOST_DEVICE ScreenVertex ProjectToScreen(const float* v, int width,
-                                             int height) {
-  ScreenVertex s;
-  s.in_front = v[kW] > 0.0f;
-  // Viewport coordinate (ndc + 1) * size / 2, minus the half-pixel offset.
-  s.x = (v[kX] / v[kW] + 1.0f) * (0.5f * static_cast<float>(width)) - 0.5f;
-  s.y = (v[kY] / v[kW] + 1.0f) * (0.5f * static_cast<float>(height)) - 0.5f;
-  return s;
+constexpr int kBehindEye = -2;
+
+// ceil(v - margin) and floor(v + margin), clamped to [-1, size]: NaN goes to
+// the bound (-1 for the first, size for the last) so the conversion is exact.
+// Plain comparisons and integer rounding instead of fminf/ceilf: those are
+// library calls on baseline x86-64, and this runs once per vertex.
+constexpr float kPixelMargin = 1e-3f;
+
+MGC_HOST_DEVICE int FirstPixelAtOrAbove(float v, int size) {
+  v = v - kPixelMargin > -1.0f ? v - kPixelMargin : -1.0f;
+  v = v < static_cast<float>(size) ? v : static_cast<float>(size);
+  int f = static_cast<int>(v);  // Truncation, then ceil(v).
+  if (static_cast<float>(f) < v) ++f;
+  return f;
 }
 
-MGC_HOST_DEVICE float Min3(float a, float b, float c) {
-  const float ab = a < b ? a : b;
+MGC_HOST_DEVICE int LastPixelAtOrBelow(float v, int size) {
+  v = v + kPixelMargin < static_cast<float>(size) ? v + kPixelMargin
+                                                  : static_cast<float>(size);
+  v = v > -1.0f ? v : -1.0f;
+  int l = static_cast<int>(v);  // Truncation, then floor(v).
+  if (static_cast<float>(l) > v) --l;
+  return l;
+}
+
+// The vertex in pixel-index space (the pixel whose centre is at (x, y) has
+// index (x, y)) and its range. A vertex behind the eye (w <= 0) can put a
+// triangle's coverage anywhere on screen: its range is the whole image.
+MGC_HOST_DEVICE VertexPixelRange VertexRange(const float* v, int width,
+                                             int height) {
+  if (!(v[kW] > 0.0f)) return {kBehindEye, width, kBehindEye, height};
+  // Viewport coordinate (ndc + 1) * size / 2, minus the half-pixel offset.
+  const float x = (v[kX] / v[kW] + 1.0f) * (0.5f * static_cast<float>(width)) - 0.5f;
+  const float y = (v[kY] / v[kW] + 1.0f) * (0.5f * static_cast<float>(height)) - 0.5f;
+  return {FirstPixelAtOrAbove(x, width), LastPixelAtOrBelow(x, width),
+          FirstPixelAtOrAbove(y, height), LastPixelAtOrBelow(y, height)};
+}
+
+MGC_HOST_DEVICE int Min3(int a, int b, int c) {
+  const int ab = a < b ? a : b;
   return ab < c ? ab : c;
 }
 
-MGC_HOST_DEVICE float Max3(float a, float b, float c) {
-  const float ab = a > b ? a : b;
+MGC_HOST_DEVICE int Max3(int a, int b, int c) {
+  const int ab = a > b ? a : b;
   return ab > c ? ab : c;
 }
 
-// Inclusive range [*first, *last] of pixel indices in [0, size) within
-// [lo, hi], widened by a small margin so that the coverage test, not
-// rounding here, decides edge pixels. Empty when *first > *last. Plain
-// comparisons and integer rounding instead of fminf/ceilf: those are library
-// calls on baseline x86-64, and this runs once per triangle.
-MGC_HOST_DEVICE void PixelRange(float lo, float hi, int size, int* first,
-                                int* last) {
-  const float margin = 1e-3f;
-  // Clamped to [-1, size] (NaN goes to the bound) so the conversion is exact.
-  lo = lo - margin > -1.0f ? lo - margin : -1.0f;
-  lo = lo < static_cast<float>(size) ? lo : static_cast<float>(size);
-  hi = hi + margin < static_cast<float>(size) ? hi + margin
-                                              : static_cast<float>(size);
-  hi = hi > -1.0f ? hi : -1.0f;
-  int f = static_cast<int>(lo);  // Truncation, then ceil(lo).
-  if (static_cast<float>(f) < lo) ++f;
-  int l = static_cast<int>(hi);  // Truncation, then floor(hi).
-  if (static_cast<float>(l) > hi) --l;
-  *first = f < 0 ? 0 : f;
-  *last = l > size - 1 ? size - 1 : l;
+// Pixel rectangle, within rows [row_begin, row_end) and the image's columns,
+// that can contain the coverage of the triangle with corner ranges a, b, c.
+// One with every corner behind the eye covers nothing. Returns false when
+// empty.
+MGC_HOST_DEVICE bool TriangleBounds(const VertexPixelRange& a,
+                                    const VertexPixelRange& b,
+                                    const VertexPixelRange& c, int width,
+                                    int row_begin, int row_end, int* x_first,
+                                    int* x_last, int* y_first, int* y_last) {
+  const int lowest_row = Min3(a.y_first, b.y_first, c.y_first);
+  if (lowest_row == kBehindEye &&
+      Max3(a.y_first, b.y_first, c.y_first) == kBehindEye) {
+    return false;
+  }
+  const int highest_row = Max3(a.y_last, b.y_last, c.y_last);
+  *y_first = lowest_row > row_begin ? lowest_row : row_begin;
+  *y_last = highest_row < row_end - 1 ? highest_row : row_end - 1;
+  if (*y_first > *y_last) return false;
+  const int lowest_column = Min3(a.x_first, b.x_first, c.x_first);
+  const int highest_column = Max3(a.x_last, b.x_last, c.x_last);
+  *x_first = lowest_column > 0 ? lowest_column : 0;
+  *x_last = highest_column < width - 1 ? highest_column : width - 1;
+  return *x_first <= *x_last;
 }
 
-// Pixel rectangle that can contain the triangle's coverage. A triangle with
-// every w > 0 is bounded by its projected vertices; one with some w <= 0 may
-// cover an unbounded screen region, so it gets the whole image; one with every
-// w <= 0 is behind the eye and covers nothing. Returns false when empty.
-MGC_HOST_DEVICE bool PixelBounds(const ScreenVertex& a, const ScreenVertex& b,
-                                 const ScreenVertex& c, int width, int height,
-                                 int* x_first, int* x_last, int* y_first,
-                                 int* y_last) {
-  if (!a.in_front && !b.in_front && !c.in_front) return false;
-  if (a.in_front && b.in_front && c.in_front) {
-    PixelRange(Min3(a.y, b.y, c.y), Max3(a.y, b.y, c.y), height, y_first,
-               y_last);
-    if (*y_first > *y_last) return false;
-    PixelRange(Min3(a.x, b.x, c.x), Max3(a.x, b.x, c.x), width, x_first,
-               x_last);
-  } else {
-    *x_first = 0;
-    *x_last = width - 1;
-    *y_first = 0;
-    *y_last = height - 1;
-  }
-  return *x_first <= *x_last && *y_first <= *y_last;
-}
+// NDC centres of the pixels, computed on the spot (GPU); the CPU kernel
+// passes tables of the same values.
+struct PixelCentersNdc {
+  int width;
+  int height;
+  MGC_HOST_DEVICE float x(int index) const { return PixelCenterNdc(index, width); }
+  MGC_HOST_DEVICE float y(int index) const { return PixelCenterNdc(index, height); }
+};
 
 // The one pixel scan of a triangle, shared by the CPU and CUDA kernels:
 // calls visit(x, y, barycentric, depth) for every pixel of rows [y_first,
 // y_last] and columns [x_first, x_last] whose centre the triangle covers,
-// row by row, left to right.
-template <typename Visit>
+// row by row, left to right. `centers` gives the pixel centres in NDC
+// (centers.x(i), centers.y(j)).
+template <typename Centers, typename Visit>
 MGC_HOST_DEVICE void ScanTrianglePixels(const TriangleSetup& setup,
                                         const float* v0, const float* v1,
-                                        const float* v2, int width, int height,
+                                        const float* v2, const Centers& centers,
                                         int x_first, int x_last, int y_first,
                                         int y_last, Visit&& visit) {
   for (int y = y_first; y <= y_last; ++y) {
-    const float py = PixelCenterNdc(y, height);
+    const float py = centers.y(y);
     for (int x = x_first; x <= x_last; ++x) {
       float b[3], z;
-      if (CoverPixel(setup, v0, v1, v2, PixelCenterNdc(x, width), py, b, &z)) {
+      if (CoverPixel(setup, v0, v1, v2, centers.x(x), py, b, &z)) {
         visit(x, y, b, z);
       }
     }

@@ -46,16 +46,17 @@ __global__ void RasterizeTrianglesToKeys(const float* clip_vertices,
   const float* v1 = Corner(vertices, triangle, 1);
   const float* v2 = Corner(vertices, triangle, 2);
   int x_first, x_last, y_first, y_last;
-  if (!PixelBounds(ProjectToScreen(v0, shape.width, shape.height),
-                   ProjectToScreen(v1, shape.width, shape.height),
-                   ProjectToScreen(v2, shape.width, shape.height), shape.width,
-                   shape.height, &x_first, &x_last, &y_first, &y_last)) {
+  if (!TriangleBounds(VertexRange(v0, shape.width, shape.height),
+                      VertexRange(v1, shape.width, shape.height),
+                      VertexRange(v2, shape.width, shape.height), shape.width,
+                      0, shape.height, &x_first, &x_last, &y_first, &y_last)) {
     return;
   }
   TriangleSetup setup;
   if (!SetupTriangle(v0, v1, v2, &setup)) return;
   unsigned long long* image_keys = keys + image * shape.PixelsPerImage();
-  ScanTrianglePixels(setup, v0, v1, v2, shape.width, shape.height, x_first,
+  ScanTrianglePixels(setup, v0, v1, v2,
+                     PixelCentersNdc{shape.width, shape.height}, x_first,
                      x_last, y_first, y_last,
                      [&](int x, int y, const float*, float z) {
                        atomicMin(image_keys + int64_t{y} * shape.width + x,
