@@ -231,40 +231,34 @@ MGC_HOST_DEVICE void ScanTrianglePixels(const TriangleSetup& setup,
 // Backward pass at fixed visibility. With b = M^-1 p and lambda = b / sum(b),
 // a loss L with g = dL/dlambda at a pixel gives
 //   dL/dM[r][c] = -(M^-T k)_r * lambda_c,  k = g - (g . lambda) 1.
-// Summed over the pixels of one triangle, M^-T factors out:
-//   dL/dM = -M^-T K,  K[r][c] = sum over pixels of k_r * lambda_c,
-// so a kernel accumulates the 3x3 K per triangle (9 multiply-adds a pixel)
-// and turns it into vertex gradients once per triangle (or per run of
-// pixels of the same triangle).
+// With M^-T = edge^T / |det| (edge = sign(det) adj(M), TriangleSetup), the
+// pixel's share of vertex c's (x, y, w) gradient is u lambda_c with
+// u = edge^T k, times -1 / |det|. A kernel sums u lambda^T over a
+// triangle's pixels (one 3x3 sum, 33 multiply-adds a pixel) and scales it
+// once per triangle: the pixel needs the triangle's setup, nothing more.
 
-// Adds one pixel's k lambda^T to `k_lambda`.
-MGC_HOST_DEVICE void AccumulatePixelGradient(const float* barycentric,
+// Adds one pixel's u lambda^T to `sum` (sum[c][j]: vertex c, component j
+// in (x, y, w)); the caller scales the sum by VertexGradientScale.
+MGC_HOST_DEVICE void AddPixelVertexGradients(const TriangleSetup& setup,
+                                             const float* barycentric,
                                              const float* d_barycentric,
-                                             float k_lambda[3][3]) {
+                                             float sum[3][3]) {
   const float g_dot_b = d_barycentric[0] * barycentric[0] +
                         d_barycentric[1] * barycentric[1] +
                         d_barycentric[2] * barycentric[2];
-  for (int r = 0; r < 3; ++r) {
-    const float k = d_barycentric[r] - g_dot_b;
-    for (int c = 0; c < 3; ++c) k_lambda[r][c] += k * barycentric[c];
+  const float k0 = d_barycentric[0] - g_dot_b;
+  const float k1 = d_barycentric[1] - g_dot_b;
+  const float k2 = d_barycentric[2] - g_dot_b;
+  for (int j = 0; j < 3; ++j) {
+    const float u = setup.edge[0][j] * k0 + setup.edge[1][j] * k1 +
+                    setup.edge[2][j] * k2;
+    for (int c = 0; c < 3; ++c) sum[c][j] += u * barycentric[c];
   }
 }
 
-// d_vertex[c][j] = dL/d(vertex c, component j in (x, y, w)) from the
-// accumulated K: -(M^-T K)[j][c] with M^-T = edge^T / |det|. The z
-// component gets nothing (barycentrics ignore it).
-MGC_HOST_DEVICE void VertexGradients(const TriangleSetup& setup,
-                                     const float k_lambda[3][3],
-                                     float d_vertex[3][3]) {
-  const float minus_inverse_det = -1.0f / setup.abs_det;
-  for (int j = 0; j < 3; ++j) {
-    for (int c = 0; c < 3; ++c) {
-      d_vertex[c][j] = (setup.edge[0][j] * k_lambda[0][c] +
-                        setup.edge[1][j] * k_lambda[1][c] +
-                        setup.edge[2][j] * k_lambda[2][c]) *
-                       minus_inverse_det;
-    }
-  }
+// The factor -1 / |det M| that turns summed u lambda^T into dL/d(x, y, w).
+MGC_HOST_DEVICE float VertexGradientScale(const TriangleSetup& setup) {
+  return -1.0f / setup.abs_det;
 }
 
 // Depth and triangle id packed so that the smaller key is the winner: nearer

@@ -15,12 +15,15 @@
 // triangles and the bounds are computed once, not once per block.
 //
 // Backward: each unit (a whole image, or a block of rows when the batch is
-// smaller than the number of threads) reads the triangle ids of its rows and,
-// for covered pixels only, adds k lambda^T to a 3x3 sum while the triangle
-// id stays the same; when it changes, the sum becomes vertex gradients (one
-// triangle setup per run). Units of one image write separate buffers that a
-// parallel pass over the vertices adds up in a fixed order.
+// smaller than the number of threads) reads the triangle ids of its rows
+// and, for covered pixels only, adds the pixel's share u lambda^T to a 3x3
+// sum of its triangle (rasterize_math.h); the sums live in a small table
+// keyed by triangle id (TriangleSums), so a triangle's setup and the
+// scattered adds into its vertices happen about once per triangle. Units of
+// one image write separate buffers that a parallel pass over the vertices
+// adds up in a fixed order.
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -197,23 +200,85 @@ int64_t BlocksPerImage(const RasterShape& shape, int num_threads) {
                            std::max<int64_t>(1, CeilDiv(num_threads, shape.batch)));
 }
 
-// Adds the gradient of one run of pixels of `triangle` (their summed
-// k lambda^T) to d_vertices [V, 4] of the image.
-void FlushRun(const float* vertices, const int32_t* triangles, int32_t triangle,
-              const float k_lambda[3][3], float* d_vertices) {
-  const int32_t* corners = triangles + 3 * int64_t{triangle};
-  TriangleSetup setup;
-  if (!SetupTriangle(Corner(vertices, corners, 0), Corner(vertices, corners, 1),
-                     Corner(vertices, corners, 2), &setup)) {
-    return;  // Covers nothing, so no pixel can hold it; kept for safety.
+// The gradient's per-triangle sums (AddPixelVertexGradients) while the
+// pixels are read in order, in a small direct-mapped table keyed by triangle
+// id. A triangle's pixels in the next rows usually find its entry still
+// there, so its setup and the scattered adds of its 9 values into the
+// vertices happen about once per triangle rather than once per run of
+// pixels. Entries leave in an order fixed by the pixels, so results repeat.
+class TriangleSums {
+ public:
+  TriangleSums(const float* vertices, const int32_t* triangles, float* d_vertices)
+      : vertices_(vertices), triangles_(triangles), d_vertices_(d_vertices) {
+    for (Entry& entry : entries_) entry.id = -1;
   }
-  float d_vertex[3][3];
-  VertexGradients(setup, k_lambda, d_vertex);
-  for (int c = 0; c < 3; ++c) {
-    float* d = d_vertices + 4 * int64_t{corners[c]};
-    for (int j = 0; j < 3; ++j) d[kComponent[j]] += d_vertex[c][j];
+
+  // Adds one covered pixel of triangle `id` (in [0, T)).
+  void AddPixel(int32_t id, const float* barycentric, const float* d_barycentric) {
+    if (id != last_id_) {
+      last_ = &entries_[Slot(id)];
+      last_id_ = id;
+      if (last_->id != id) {
+        Flush(*last_);
+        Start(*last_, id);
+      }
+    }
+    if (last_->drawable) {
+      AddPixelVertexGradients(last_->setup, barycentric, d_barycentric, last_->sum);
+    }
   }
-}
+
+  void FlushAll() {
+    for (Entry& entry : entries_) Flush(entry);
+  }
+
+ private:
+  static constexpr int kLogEntries = 10;
+  static constexpr int kEntries = 1 << kLogEntries;
+
+  // Multiplicative hashing: neighbouring triangles of a mesh often have ids
+  // a fixed stride apart, which low bits alone would map to one slot.
+  static uint32_t Slot(int32_t id) {
+    return (static_cast<uint32_t>(id) * 2654435761u) >> (32 - kLogEntries);
+  }
+
+  struct Entry {
+    int32_t id;  // -1: empty
+    bool drawable;
+    TriangleSetup setup;
+    float sum[3][3];
+  };
+
+  void Start(Entry& entry, int32_t id) {
+    const int32_t* corners = triangles_ + 3 * int64_t{id};
+    entry.id = id;
+    // Fails only for ids the forward pass would not have written (no pixel
+    // of a zero-area triangle is covered): such pixels add nothing.
+    entry.drawable = SetupTriangle(Corner(vertices_, corners, 0), Corner(vertices_, corners, 1),
+                                   Corner(vertices_, corners, 2), &entry.setup);
+    std::fill_n(&entry.sum[0][0], 9, 0.0f);
+  }
+
+  void Flush(Entry& entry) {
+    if (entry.id < 0) return;
+    if (entry.drawable) {
+      const float scale = VertexGradientScale(entry.setup);
+      const int32_t* corners = triangles_ + 3 * int64_t{entry.id};
+      for (int c = 0; c < 3; ++c) {
+        float* d = d_vertices_ + 4 * int64_t{corners[c]};
+        for (int j = 0; j < 3; ++j) d[kComponent[j]] += entry.sum[c][j] * scale;
+      }
+    }
+    entry.id = -1;
+  }
+
+  const float* vertices_;
+  const int32_t* triangles_;
+  float* d_vertices_;
+  Entry entries_[kEntries];
+  Entry* last_ = nullptr;
+  int32_t last_id_ = -1;
+};
 
 // Gradient of pixels [begin, end) of `image` into d_vertices [V, 4] (zeroed
 // here). Returns -1 or the flat index of the first invalid triangle id.
@@ -221,23 +286,19 @@ int64_t GradientOfPixels(const RasterizeGradArgs& args, int64_t image, int64_t b
                          int64_t end, float* d_vertices) {
   const RasterShape& shape = args.shape;
   std::fill_n(d_vertices, 4 * shape.num_vertices, 0.0f);
-  const float* vertices = args.clip_vertices + image * shape.num_vertices * 4;
-  float k_lambda[3][3] = {};
-  int32_t run = -1;
+  // On the heap: 86 KB.
+  auto sums = std::make_unique<TriangleSums>(args.clip_vertices + image * shape.num_vertices * 4,
+                                             args.triangles, d_vertices);
   for (int64_t pixel = begin; pixel < end; ++pixel) {
     const int32_t id = args.triangle_ids[pixel];
-    if (id != run) {
-      if (id < -1 || id >= shape.num_triangles) return pixel;
-      if (run >= 0) FlushRun(vertices, args.triangles, run, k_lambda, d_vertices);
-      run = id;
-      std::fill_n(&k_lambda[0][0], 9, 0.0f);
+    if (id < 0) {
+      if (id < -1) return pixel;
+      continue;
     }
-    if (id >= 0) {
-      AccumulatePixelGradient(args.barycentrics + 3 * pixel, args.d_barycentrics + 3 * pixel,
-                              k_lambda);
-    }
+    if (id >= shape.num_triangles) return pixel;
+    sums->AddPixel(id, args.barycentrics + 3 * pixel, args.d_barycentrics + 3 * pixel);
   }
-  if (run >= 0) FlushRun(vertices, args.triangles, run, k_lambda, d_vertices);
+  sums->FlushAll();
   return -1;
 }
 

@@ -123,16 +123,15 @@ __global__ void ScatterBarycentricGradients(RasterizeGradArgs args) {
                      Corner(vertices, triangle, 2), &setup)) {
     return;
   }
-  float k_lambda[3][3] = {};
-  AccumulatePixelGradient(args.barycentrics + 3 * pixel,
-                          args.d_barycentrics + 3 * pixel, k_lambda);
-  float d_vertex[3][3];
-  VertexGradients(setup, k_lambda, d_vertex);
+  float d_vertex[3][3] = {};
+  AddPixelVertexGradients(setup, args.barycentrics + 3 * pixel,
+                          args.d_barycentrics + 3 * pixel, d_vertex);
+  const float scale = VertexGradientScale(setup);
   const int kComponent[3] = {kX, kY, kW};
   float* d_vertices = args.d_clip_vertices + image * shape.num_vertices * 4;
   for (int corner = 0; corner < 3; ++corner) {
     float* d = d_vertices + 4 * int64_t{triangle[corner]};
-    for (int j = 0; j < 3; ++j) atomicAdd(d + kComponent[j], d_vertex[corner][j]);
+    for (int j = 0; j < 3; ++j) atomicAdd(d + kComponent[j], d_vertex[corner][j] * scale);
   }
 }
 
