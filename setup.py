@@ -38,8 +38,12 @@ def _load_build_config():
 BUILD_CONFIG = _load_build_config()
 # TensorFlow itself must be installed before this script runs (it supplies the
 # compiler flags); `make` does that.
+# OpenCV pinned: 5.1's warpAffine rounds some pixels 1 off from 5.0's
+# (decoding is the same), so the crops make_inputs.py builds no longer hash
+# as the parity oracle's (../shared/parity), which match 5.0's.
+OPENCV_REQUIREMENT = "opencv-python-headless==5.0.0.93"
 REQUIREMENTS = [BUILD_CONFIG.tensorflow_requirement(), "numpy", "pillow", "tqdm", "absl-py", "scipy", "h5py",
-                "trimesh", "opencv-python-headless", "dlib-bin", "face-recognition-models",
+                "trimesh", OPENCV_REQUIREMENT, "dlib-bin", "face-recognition-models",
                 "ai-edge-litert"]
 HOST_FLAGS = BUILD_CONFIG.host_flags() + ["-fPIC"]
 NVCC_FLAGS = BUILD_CONFIG.nvcc_flags()
