@@ -24,7 +24,8 @@ def test_check_reports_a_missing_flag_and_a_later_optimisation_level():
                "-O2"]
     assert check_build_flags.classify(command) == ("host", command[4])
     problems = check_build_flags.problems_of("host", command)
-    assert problems == ["missing -ffp-contract=off", "effective -O2 instead of -O3"]
+    assert problems == ["missing -ffp-contract=off", "missing -fno-trapping-math",
+                        "effective -O2 instead of -O3"]
 
 
 def test_check_reads_nvcc_flags_in_either_spelling():

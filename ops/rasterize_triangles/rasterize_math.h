@@ -135,31 +135,35 @@ constexpr float kPixelMargin = 1e-3f;
 MGC_HOST_DEVICE int FirstPixelAtOrAbove(float v, int size) {
   v = v - kPixelMargin > -1.0f ? v - kPixelMargin : -1.0f;
   v = v < static_cast<float>(size) ? v : static_cast<float>(size);
-  int f = static_cast<int>(v);  // Truncation, then ceil(v).
-  if (static_cast<float>(f) < v) ++f;
-  return f;
+  const int f = static_cast<int>(v);  // Truncation, then ceil(v).
+  return static_cast<float>(f) < v ? f + 1 : f;
 }
 
 MGC_HOST_DEVICE int LastPixelAtOrBelow(float v, int size) {
   v = v + kPixelMargin < static_cast<float>(size) ? v + kPixelMargin
                                                   : static_cast<float>(size);
   v = v > -1.0f ? v : -1.0f;
-  int l = static_cast<int>(v);  // Truncation, then floor(v).
-  if (static_cast<float>(l) > v) --l;
-  return l;
+  const int l = static_cast<int>(v);  // Truncation, then floor(v).
+  return static_cast<float>(l) > v ? l - 1 : l;
 }
 
 // The vertex in pixel-index space (the pixel whose centre is at (x, y) has
 // index (x, y)) and its range. A vertex behind the eye (w <= 0) can put a
 // triangle's coverage anywhere on screen: its range is the whole image.
+// Written without branches so that the CPU kernel's loop over the vertices
+// vectorises (the values are the same either way).
 MGC_HOST_DEVICE VertexPixelRange VertexRange(const float* v, int width,
                                              int height) {
-  if (!(v[kW] > 0.0f)) return {kBehindEye, width, kBehindEye, height};
+  const bool in_front = v[kW] > 0.0f;
   // Viewport coordinate (ndc + 1) * size / 2, minus the half-pixel offset.
   const float x = (v[kX] / v[kW] + 1.0f) * (0.5f * static_cast<float>(width)) - 0.5f;
   const float y = (v[kY] / v[kW] + 1.0f) * (0.5f * static_cast<float>(height)) - 0.5f;
-  return {FirstPixelAtOrAbove(x, width), LastPixelAtOrBelow(x, width),
-          FirstPixelAtOrAbove(y, height), LastPixelAtOrBelow(y, height)};
+  const int x_first = FirstPixelAtOrAbove(x, width);
+  const int x_last = LastPixelAtOrBelow(x, width);
+  const int y_first = FirstPixelAtOrAbove(y, height);
+  const int y_last = LastPixelAtOrBelow(y, height);
+  return {in_front ? x_first : kBehindEye, in_front ? x_last : width,
+          in_front ? y_first : kBehindEye, in_front ? y_last : height};
 }
 
 MGC_HOST_DEVICE int Min3(int a, int b, int c) {
