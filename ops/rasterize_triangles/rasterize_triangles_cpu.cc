@@ -332,11 +332,17 @@ void RasterizeBlock(const ImageTarget& target, const std::vector<BoundedTriangle
 }
 
 // Blocks of rows per image so that a batch smaller than the thread count
-// still keeps every thread busy.
-int64_t BlocksPerImage(const RasterShape& shape, int num_threads) {
-  return std::min<int64_t>(shape.height,
-                           std::max<int64_t>(1, CeilDiv(num_threads, shape.batch)));
+// still keeps every thread busy: blocks_per_thread blocks per thread, so
+// that a thread the machine delays leaves its blocks to the others.
+int64_t BlocksPerImage(const RasterShape& shape, int num_threads, int blocks_per_thread = 1) {
+  if (shape.batch >= num_threads) return 1;
+  return std::min<int64_t>(shape.height, CeilDiv(int64_t{num_threads} * blocks_per_thread,
+                                                 std::max<int64_t>(1, shape.batch)));
 }
+
+// Forward blocks per thread when an image is split: an extra block costs
+// its part of the triangles that cross block boundaries.
+constexpr int kForwardBlocksPerThread = 4;
 
 // The gradient's per-triangle sums (AddPixelVertexGradients) while the
 // pixels are read in order, in a small direct-mapped table keyed by triangle
@@ -474,14 +480,24 @@ int64_t GradientOfPixels(const RasterizeGradArgs& args, int64_t image, int64_t b
   // On the heap: about 130 KB.
   auto sums = std::make_unique<TriangleSums>(args.clip_vertices + image * shape.num_vertices * 4,
                                              args.triangles, d_vertices);
+  // The ids first, branch-free (it vectorises): as unsigned, id + 1 is in
+  // [0, T] exactly for ids in [-1, T).
+  const uint32_t limit = static_cast<uint32_t>(shape.num_triangles);
+  uint32_t any_invalid = 0;
+  for (int64_t pixel = begin; pixel < end; ++pixel) {
+    any_invalid |= static_cast<uint32_t>(args.triangle_ids[pixel]) + 1u > limit;
+  }
+  if (any_invalid) {
+    for (int64_t pixel = begin; pixel < end; ++pixel) {
+      const int32_t id = args.triangle_ids[pixel];
+      if (id < -1 || id >= shape.num_triangles) return pixel;
+    }
+  }
   for (int64_t pixel = begin; pixel < end; ++pixel) {
     const int32_t id = args.triangle_ids[pixel];
-    if (id < 0) {
-      if (id < -1) return pixel;
-      continue;
+    if (id >= 0) {
+      sums->AddPixel(id, args.barycentrics + 3 * pixel, args.d_barycentrics + 3 * pixel);
     }
-    if (id >= shape.num_triangles) return pixel;
-    sums->AddPixel(id, args.barycentrics + 3 * pixel, args.d_barycentrics + 3 * pixel);
   }
   sums->FlushAll();
   return -1;
@@ -506,6 +522,15 @@ std::string OutputSizeProblem(int64_t batch, int width, int height) {
 
 int64_t FindInvalidTriangleIndex(const int32_t* triangles,
                                  int64_t num_triangles, int64_t num_vertices) {
+  // Every op call checks all 3T indices: first a branch-free pass (it
+  // vectorises), then the search for the first bad one only when needed.
+  // As unsigned, a negative index is 2^31 or more: above any allowed one.
+  const uint32_t limit = static_cast<uint32_t>(std::min<int64_t>(num_vertices, int64_t{1} << 31));
+  uint32_t any_bad = 0;
+  for (int64_t i = 0; i < 3 * num_triangles; ++i) {
+    any_bad |= static_cast<uint32_t>(triangles[i]) >= limit;
+  }
+  if (!any_bad) return -1;
   for (int64_t i = 0; i < 3 * num_triangles; ++i) {
     if (triangles[i] < 0 || triangles[i] >= num_vertices) return i;
   }
@@ -522,7 +547,7 @@ void RasterizeCpu(const RasterizeArgs& args, const ParallelFor& parallel_for,
   if (shape.batch * shape.PixelsPerImage() == 0) return;
   const PixelCenterTables tables(shape.width, shape.height);
   const int64_t T = shape.num_triangles, V = shape.num_vertices;
-  const int64_t blocks = BlocksPerImage(shape, num_threads);
+  const int64_t blocks = BlocksPerImage(shape, num_threads, kForwardBlocksPerThread);
   // Cost hints in cycles: about 20 per vertex, 30 per triangle, 60 per pixel.
   if (blocks == 1) {
     parallel_for(shape.batch, 20 * V + 30 * T + 60 * shape.PixelsPerImage(),
