@@ -272,15 +272,66 @@ bool BoundsOf(const ImageTarget& target, const VertexPixelRange* ranges, int64_t
                         &bounded->x_last, &bounded->y_first, &bounded->y_last);
 }
 
+VertexPixelRange Stored(const VertexPixelRange& range, VertexPixelRange*) { return range; }
+
+#if MGC_RASTERIZE_SSE2
+// A VertexPixelRange in 16-bit lanes (x_first, y_first, -x_last, -y_last),
+// for images up to kMaxPackedSize pixels a side: TriangleBounds is then two
+// vector minima of the three corners and one maximum with the clamps.
+struct PackedPixelRange {
+  int16_t lanes[4];
+};
+
+constexpr int kMaxPackedSize = 32000;
+
+PackedPixelRange Stored(const VertexPixelRange& range, PackedPixelRange*) {
+  return {{static_cast<int16_t>(range.x_first), static_cast<int16_t>(range.y_first),
+           static_cast<int16_t>(-range.x_last), static_cast<int16_t>(-range.y_last)}};
+}
+
+inline __m128i LoadPacked(const PackedPixelRange* ranges, int32_t vertex) {
+  return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(ranges + vertex));
+}
+
+// TriangleBounds on packed ranges (the same minima, maxima and clamps).
+bool BoundsOf(const ImageTarget& target, const PackedPixelRange* ranges, int64_t t,
+              int row_begin, int row_end, BoundedTriangle* bounded) {
+  const int32_t* corners = target.triangles + 3 * t;
+  const __m128i a = LoadPacked(ranges, corners[0]), b = LoadPacked(ranges, corners[1]),
+                c = LoadPacked(ranges, corners[2]);
+  __m128i m = _mm_min_epi16(_mm_min_epi16(a, b), c);
+  if (static_cast<int16_t>(_mm_extract_epi16(m, 1)) == kBehindEye &&
+      ranges[corners[0]].lanes[1] == kBehindEye && ranges[corners[1]].lanes[1] == kBehindEye &&
+      ranges[corners[2]].lanes[1] == kBehindEye) {
+    return false;  // every corner behind the eye
+  }
+  const __m128i lower = _mm_setr_epi16(0, static_cast<int16_t>(row_begin),
+                                       static_cast<int16_t>(1 - target.shape.width),
+                                       static_cast<int16_t>(1 - row_end), 0, 0, 0, 0);
+  m = _mm_max_epi16(m, lower);
+  // first - last in lanes 0 (x) and 1 (y): positive when empty.
+  const __m128i span = _mm_add_epi16(m, _mm_shufflelo_epi16(m, _MM_SHUFFLE(1, 0, 3, 2)));
+  if (_mm_movemask_epi8(_mm_cmpgt_epi16(span, _mm_setzero_si128())) & 0xF) return false;
+  bounded->id = static_cast<int32_t>(t);
+  bounded->x_first = static_cast<int16_t>(_mm_extract_epi16(m, 0));
+  bounded->y_first = static_cast<int16_t>(_mm_extract_epi16(m, 1));
+  bounded->x_last = -static_cast<int16_t>(_mm_extract_epi16(m, 2));
+  bounded->y_last = -static_cast<int16_t>(_mm_extract_epi16(m, 3));
+  return true;
+}
+#endif  // MGC_RASTERIZE_SSE2
+
+template <typename Range>
 void ComputeVertexRanges(const RasterShape& shape, const float* vertices, int64_t count,
-                         VertexPixelRange* ranges) {
+                         Range* ranges) {
   for (int64_t i = 0; i < count; ++i) {
-    ranges[i] = VertexRange(vertices + 4 * i, shape.width, shape.height);
+    ranges[i] = Stored(VertexRange(vertices + 4 * i, shape.width, shape.height), ranges);
   }
 }
 
 // A whole image on one thread: ranges, then every triangle in order.
-void RasterizeImage(const ImageTarget& target, std::vector<VertexPixelRange>* ranges) {
+template <typename Range>
+void RasterizeImage(const ImageTarget& target, std::vector<Range>* ranges) {
   const RasterShape& shape = target.shape;
   ranges->resize(shape.num_vertices);
   ComputeVertexRanges(shape, target.vertices, shape.num_vertices, ranges->data());
@@ -304,7 +355,8 @@ int BlockOfRow(int row, int64_t blocks, int height) {
 
 // Appends the triangles [begin, end) whose bounds hold a pixel centre to
 // the lists of the blocks their rows reach (lists[block]).
-void SortIntoBlocks(const ImageTarget& target, const VertexPixelRange* ranges, int64_t begin,
+template <typename Range>
+void SortIntoBlocks(const ImageTarget& target, const Range* ranges, int64_t begin,
                     int64_t end, int64_t blocks, std::vector<BoundedTriangle>* lists) {
   const int height = target.shape.height;
   BoundedTriangle b;
@@ -541,10 +593,9 @@ void SerialFor(int64_t count, int64_t, const std::function<void(int64_t, int64_t
   if (count > 0) body(0, count);
 }
 
-void RasterizeCpu(const RasterizeArgs& args, const ParallelFor& parallel_for,
-                  int num_threads) {
+template <typename Range>
+void RasterizeWith(const RasterizeArgs& args, const ParallelFor& parallel_for, int num_threads) {
   const RasterShape& shape = args.shape;
-  if (shape.batch * shape.PixelsPerImage() == 0) return;
   const PixelCenterTables tables(shape.width, shape.height);
   const int64_t T = shape.num_triangles, V = shape.num_vertices;
   const int64_t blocks = BlocksPerImage(shape, num_threads, kForwardBlocksPerThread);
@@ -552,7 +603,7 @@ void RasterizeCpu(const RasterizeArgs& args, const ParallelFor& parallel_for,
   if (blocks == 1) {
     parallel_for(shape.batch, 20 * V + 30 * T + 60 * shape.PixelsPerImage(),
                  [&](int64_t begin, int64_t end) {
-                   std::vector<VertexPixelRange> ranges;
+                   std::vector<Range> ranges;
                    for (int64_t image = begin; image < end; ++image) {
                      RasterizeImage(TargetOf(args, tables, image), &ranges);
                    }
@@ -561,7 +612,7 @@ void RasterizeCpu(const RasterizeArgs& args, const ParallelFor& parallel_for,
   }
   // Several blocks per image: vertex ranges, triangles sorted into blocks by
   // chunks, then the blocks, each pass spread over the threads.
-  std::vector<VertexPixelRange> ranges(shape.batch * V);
+  std::vector<Range> ranges(shape.batch * V);
   const int64_t vertex_chunks = std::max<int64_t>(1, CeilDiv(V, kVerticesPerChunk));
   parallel_for(shape.batch * vertex_chunks, 20 * kVerticesPerChunk,
                [&](int64_t begin, int64_t end) {
@@ -593,6 +644,19 @@ void RasterizeCpu(const RasterizeArgs& args, const ParallelFor& parallel_for,
                                   unit % blocks);
                  }
                });
+}
+
+void RasterizeCpu(const RasterizeArgs& args, const ParallelFor& parallel_for,
+                  int num_threads) {
+  const RasterShape& shape = args.shape;
+  if (shape.batch * shape.PixelsPerImage() == 0) return;
+#if MGC_RASTERIZE_SSE2
+  if (shape.width <= kMaxPackedSize && shape.height <= kMaxPackedSize) {
+    RasterizeWith<PackedPixelRange>(args, parallel_for, num_threads);
+    return;
+  }
+#endif
+  RasterizeWith<VertexPixelRange>(args, parallel_for, num_threads);
 }
 
 int64_t RasterizeGradCpu(const RasterizeGradArgs& args, const ParallelFor& parallel_for,
