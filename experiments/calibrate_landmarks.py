@@ -36,6 +36,12 @@ Both are chosen on the first half of the renders and scored on the second.
 
     python -m experiments.calibrate_landmarks --landmarks_model=mesh --face_model=ict \
         [--count=200] [--write_files]
+
+With --keypoints it writes instead, for --face_model, the 68 vertices in the
+convention of the BFM09 keypoints (AFLW2000-3D's and MGCNet's: a fixed jaw as
+deep as BFM's) into mgc/fitting/keypoints_68.json (mgc.fitting.keypoints):
+
+    python -m experiments.calibrate_landmarks --keypoints --face_model=ict
 """
 import csv
 import json
@@ -48,7 +54,7 @@ from tqdm import tqdm
 from experiments import common_flags
 from mgc.eval import synthetic
 from mgc.facemodel import CoefficientLayout, load_face_model
-from mgc.fitting import mesh_targets
+from mgc.fitting import keypoints, mesh_targets
 from mgc.preprocess import face_mesh
 
 FLAGS = flags.FLAGS
@@ -67,6 +73,8 @@ MESH_68_MODEL = "bfm_mean"
 flags.DEFINE_float("max_yaw", 70.0, "Mesh: renders turned up to this many degrees of yaw.")
 flags.DEFINE_bool("write_files", False, "Mesh: write the correspondence (and, for ict, the "
                   "68-point list) into the package's JSON files.")
+flags.DEFINE_bool("keypoints", False, "Write the model's 68 vertices in the BFM09 keypoints' "
+                  "convention (mgc.fitting.keypoints) and stop.")
 flags.DEFINE_bool("file_landmarks", True, "Start from the landmark vertices of the model's "
                   "file (for ICT, calibrated_landmarks=False), as DLIB_CALIBRATED_LANDMARKS "
                   "was measured.")
@@ -209,8 +217,18 @@ def main_mesh(model):
             print(f"wrote {face_mesh.MESH_68_FILE}")
 
 
+def main_keypoints(model):
+    vertices, report = keypoints.compute_keypoints(model, load_face_model(MESH_68_MODEL))
+    print(report)
+    keypoints.write_keypoints(FLAGS.face_model, model.num_vertices, vertices, report)
+    print(f"wrote {keypoints.KEYPOINTS_FILE} [{FLAGS.face_model}]")
+
+
 def main(argv):
     del argv
+    if FLAGS.keypoints:
+        main_keypoints(load_face_model(FLAGS.face_model))
+        return
     if common_flags.value_or("landmarks_model", "dlib") == "mesh":
         main_mesh(load_face_model(FLAGS.face_model))
         return

@@ -7,9 +7,11 @@ Per image and backend (--landmarks_model; unset: mesh and dlib): a face box
 HOG/CNN for dlib), the backend's landmarks (the face mesh's 468 points and
 the 68 read off them; dlib's 68 averaged with those of the mirror image),
 MGCNet's 224 crop, then fit_faces in batches (to the mesh's points, or to
-dlib's 68); the scored points are the model's fixed 68 landmark vertices
-projected and mapped back to the picture, as reconstruct writes them to
-<stem>_lm68.txt. The backend's raw 68 points of the same box are its
+dlib's 68); the scored points are the model's fixed vertices in the BFM09
+keypoints' convention (mgc.fitting.keypoints: a 3-D jaw as deep as the one
+AFLW2000-3D marks) projected and mapped back to the picture, as reconstruct
+writes them to <stem>_lm68.txt. Where BlazeFace finds several faces, the one
+it scores highest is scored (scored_box). The backend's raw 68 points of the same box are its
 baseline. Detection and fitting see only the image; the ground truth is
 read afterwards, to score.
 With --use_gt_boxes the box comes from the ground truth instead (the
@@ -83,13 +85,26 @@ def find_face(image, detector, box, backend, predictor):
         boxes = pipeline.detect_faces(image, detector, backend)
         if not boxes:
             return None
-        box = boxes[0]
+        box = scored_box(boxes)
     return preprocess.detected_face(image, box, predictor)
 
 
+def scored_box(boxes):
+    """The box of the face the ground truth marks: each AFLW2000-3D picture
+    is cut around one face, which BlazeFace scores highest where it sees
+    others (3 of the 200 subset pictures: on one of them the largest box is
+    another person); dlib's boxes (scores of two detectors, not comparable):
+    the largest, as reconstruct writes first."""
+    if all(b.detector == "blazeface" for b in boxes):
+        return max(boxes, key=lambda b: b.score)
+    return boxes[0]
+
+
 def fit_batch(faces, model, settings):
-    """Fitted model landmarks [B, 68, 2] in picture pixels (the model's fixed
-    landmark vertices), fitted to the mesh's points where the faces have them."""
+    """Fitted model points [B, 68, 2] in picture pixels (its fixed vertices in
+    the BFM09 keypoints' convention, FitResult.keypoints_2d, as reconstruct
+    writes them to <stem>_lm68.txt), fitted to the mesh's points where the
+    faces have them."""
     crops = np.stack([face.crop for face in faces])
     targets = np.stack([face.crop_landmarks68 for face in faces])
     mesh = None
@@ -97,7 +112,7 @@ def fit_batch(faces, model, settings):
         mesh = np.stack([face.crop_mesh_points for face in faces])
     result = fit_faces(crops, targets, model, settings, mesh_points=mesh)
     return [preprocess.transform_points(points, preprocess.invert(face.crop_matrix))
-            for points, face in zip(result.landmarks_2d, faces)]
+            for points, face in zip(result.keypoints_2d, faces)]
 
 
 FITTED_METHOD = {"mesh": aflw2000.METHOD_FITTED_MESH, "dlib": aflw2000.METHOD_FITTED}

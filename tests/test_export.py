@@ -433,3 +433,44 @@ def test_multi_pose_strip_and_turntable(mean_face):
     assert (left != right).mean() > 0.05
     gray = export.turntable(face, triangles, yaw_degrees=(0,), appearance="gray")
     np.testing.assert_array_equal(gray, pictures["overlayGeoMain"])
+
+
+# --- <stem>_lm68.txt: the fixed 3-D jaw in AFLW2000-3D's convention -------------
+
+def test_lm68_holds_the_keypoints_and_the_npz_the_silhouette_points(tmp_path):
+    """lm68.txt and the npz's landmarks_* are the fit's keypoints_2d (fixed
+    3-D jaw as deep as BFM09's, which AFLW2000-3D marks) mapped to the photo;
+    the outline jaw points stay in the npz as silhouette_landmarks_*."""
+    from mgc.export import results
+    from mgc.facemodel import load_face_model
+    from mgc.fitting import FitSettings, fit_faces
+    from mgc.fitting.keypoints import keypoint_vertices
+    from mgc.preprocess import PreparedFace, transform_points
+
+    model = load_face_model("ict")
+    crop = np.full((224, 224, 3), 128, np.uint8)
+    targets = np.full((1, 68, 2), np.nan, np.float32)
+    targets[0, :, 0], targets[0, :, 1] = np.linspace(60, 160, 68), np.linspace(70, 170, 68)
+    fit = fit_faces(crop[None], targets, model, FitSettings().with_total_steps(0))
+    crop_matrix = np.array([[0.5, 0.0, -20.0], [0.0, 0.5, 10.0], [0.0, 0.0, 1.0]])
+    face = PreparedFace(box=None, landmarks68=None, points5=np.zeros((5, 2)),
+                        landmark_source="file", crop=crop, crop_matrix=crop_matrix,
+                        crop_landmarks68=targets[0])
+    outputs = results.write_face_results(str(tmp_path), "face", 0, face, fit, 0, model, "ict")
+    lm68 = results.read_lm68(tmp_path / outputs.files["lm68"])
+    to_photo = np.linalg.inv(crop_matrix)
+    np.testing.assert_allclose(lm68, transform_points(fit.keypoints_2d[0], to_photo), atol=1e-3)
+    saved = np.load(tmp_path / outputs.files["npz"])
+    np.testing.assert_allclose(saved["landmarks_image"], lm68, atol=1e-3)
+    np.testing.assert_allclose(saved["silhouette_landmarks_image"],
+                               transform_points(fit.silhouette_landmarks_2d[0], to_photo),
+                               atol=1e-3)
+    # ICT's keypoint jaw is not its own jaw landmarks (they lie ~19 mm apart,
+    # the chin, an anchor of the alignment, aside): lm68's jaw lies well
+    # away from the fixed model landmarks', the inner points near them.
+    sides = np.r_[0:8, 9:17]
+    assert np.all(keypoint_vertices(model)[sides] != model.landmarks[sides])
+    own = transform_points(fit.landmarks_2d[0], to_photo)
+    jaw_shift = np.linalg.norm(lm68[sides] - own[sides], axis=1).mean()
+    inner_shift = np.linalg.norm(lm68[17:] - own[17:], axis=1).mean()
+    assert jaw_shift > 3 * inner_shift

@@ -9,7 +9,7 @@ import pytest
 from mgc.eval import synthetic
 from mgc.eval.aflw2000 import nme
 from mgc.facemodel import CoefficientLayout, default_face_model, load_face_model
-from mgc.fitting import FitSettings, fit_faces, initial_pose_delta, mesh_targets
+from mgc.fitting import FitSettings, fit_faces, initial_pose_delta, keypoints, mesh_targets
 from mgc.preprocess import FaceBox, face_mesh, mesh_models, prepare_faces, transform_points
 
 
@@ -39,6 +39,17 @@ def test_crop_matrix_centres_the_box_and_levels_the_eye_line():
     eye_line = np.array([[100.0, 50.0], [100.0 + np.cos(angle), 50.0 + np.sin(angle)]])
     ends = transform_points(eye_line, matrix)
     assert abs(ends[1, 1] - ends[0, 1]) < 1e-9 and ends[1, 0] - ends[0, 0] == pytest.approx(2.0)
+
+
+def test_first_crop_turns_with_the_eyes_unless_they_nearly_meet():
+    """BlazeFace's eyes set the first crop's roll; on a profile they nearly
+    meet and their line points anywhere, so the crop stays level."""
+    apart = FaceBox(0, 0, 100, 100, 0.9, "blazeface", eyes=((30.0, 40.0), (70.0, 50.0)))
+    _, side, angle = face_mesh._box_roi(apart)
+    assert angle == pytest.approx(np.arctan2(10.0, 40.0)) and side == pytest.approx(150.0)
+    close = 0.9 * face_mesh.MIN_EYE_DISTANCE * 100.0  # eyes closer than the limit
+    profile = FaceBox(0, 0, 100, 100, 0.9, "blazeface", eyes=((50.0, 40.0), (50.0, 40.0 + close)))
+    assert face_mesh._box_roi(profile)[2] == 0.0
 
 
 def test_mirrored_box_swaps_and_mirrors_its_eyes():
@@ -80,6 +91,22 @@ def test_every_built_in_model_has_a_mesh_correspondence(name):
     vertices = mesh_targets.correspondence(model)
     assert vertices.shape == (468,) and vertices.max() < model.num_vertices
     assert len(np.unique(vertices)) > 400  # points of one face, not a few vertices
+
+
+def test_keypoints_file_is_the_bfm_keypoints_carried_onto_each_model():
+    """keypoints_68.json holds what compute_keypoints makes now, and for ICT
+    its jaw lies where BFM09's keypoints are (within 3 mm after the
+    alignment), not at ICT's own jaw landmarks (18.7 mm away on average)."""
+    reference = load_face_model("bfm_mean")
+    for name in ("ict", "surrey"):
+        model = load_face_model(name)
+        vertices, report = keypoints.compute_keypoints(model, reference)
+        np.testing.assert_array_equal(keypoints.keypoint_vertices(model), vertices)
+        assert report["nearest_distance_mm"] < 3.0 and report["anchor_error_mm"] < 3.0
+    ict = load_face_model("ict")
+    assert keypoints.compute_keypoints(ict, reference)[1]["jaw_moved_mm"] > 15.0
+    # A model with BFM's own keypoints keeps them.
+    np.testing.assert_array_equal(keypoints.keypoint_vertices(reference), reference.landmarks)
 
 
 def test_a_model_of_unknown_topology_has_no_correspondence():
@@ -156,3 +183,26 @@ def test_fit_to_the_mesh_recovers_the_yaw_of_faces_turned_60_to_80_degrees(rende
     for scene, face, pose in zip(turned, faces, poses):
         angles = synthetic.head_angles(synthetic.picture_rotation(face.crop_matrix, pose))
         assert abs(angles[0] - scene.angles[0]) <= 5.0, (angles, scene.angles)
+
+
+def test_mesh_points_on_the_far_side_of_a_turned_head_are_left_out():
+    """FitSettings.mesh_facing: at 75 degrees of yaw the mesh points whose
+    vertices lie farthest from the camera (the hidden cheek) face away and
+    are dropped; those nearest it (the near cheek, the nose) are kept."""
+    from mgc import geometry
+    from mgc.fitting import fitter
+    model = default_face_model()
+    vertices = mesh_targets.correspondence(model)
+    settings = FitSettings(pose_steps=0, landmark_steps=0, appearance_steps=0, joint_steps=0)
+    problem = fitter._problem(model, 1, 68, settings, vertices)
+    turn = np.zeros([1, 6], np.float32)
+    turn[0, 1] = np.radians(75.0)
+    problem.reset(np.zeros([1, 224, 224, 3], np.float32), np.zeros([1, 68, 2], np.float32),
+                  np.ones([1, 224, 224], np.float32), turn,
+                  mesh_targets=np.zeros([1, 468, 3], np.float32))
+    facing = problem.facing_mesh_points().numpy()[0]
+    camera = geometry.transform_points(model.mean_shape[vertices][None].astype(np.float32),
+                                       face_mesh_pose(turn[0])[None]).numpy()[0]
+    order = np.argsort(camera[:, 2])  # nearest first
+    assert facing[order[:100]].mean() > 0.8 and facing[order[-100:]].mean() < 0.2
+    assert facing[face_mesh.mesh_68()[30]] == 1.0  # the nose tip

@@ -14,9 +14,11 @@ files, and P = `<stem>_face<k>` for k >= 1:
     P_lm2d.txt         MGCNet: 68 model landmarks projected into the 224 crop
     P_lm3d.txt         MGCNet: 68 model landmarks, model frame (mm)
     P_lm68.txt         68 landmarks in the original photo's pixels, one `x y`
-                       per line in iBUG order (jaw points on the silhouette,
-                       where 2D annotations put them); `nan nan` where the
-                       model has no such landmark
+                       per line in iBUG order: the fitted model's fixed points
+                       in the BFM09 keypoints' convention, the 3-D jaw line
+                       that AFLW2000-3D marks, also where it is hidden
+                       (FitResult.keypoints_2d); `nan nan` where the model
+                       has no such point
     P_depth.png        the crop's depth map: 16-bit PNG, camera z in whole mm,
                        0 on background (read_depth_png)
     P_depth.jpg        the same as a coloured preview (near = warm)
@@ -34,7 +36,9 @@ and once per picture:
 P_coeffs.npz holds: coefficients [K] and layout_sizes [5] (identity, albedo,
 expression, pose, lighting), pose [6] (absolute [rz, ry, rx, tx, ty, tz]),
 intrinsic_matrix [3, 3] (crop camera), crop_matrix [3, 3] (photo -> crop
-pixels), landmarks_crop / landmarks_image [68, 2] (fitted, silhouette jaw),
+pixels), landmarks_crop / landmarks_image [68, 2] (fitted, as P_lm68.txt),
+silhouette_landmarks_crop / silhouette_landmarks_image [68, 2] (fitted, jaw
+points on the face's outline, where 2-D annotations such as 300-W's put them),
 target_landmarks_crop / target_landmarks_image [P, 2] (detected or read, 68
 or 5 points), vertex_albedo [N, 3], landmark_error (crop pixels), face_model.
 
@@ -124,6 +128,13 @@ def _silhouette_landmarks(fit_result, b):
     return np.asarray(fit_result.landmarks_2d[b] if landmarks is None else landmarks[b], np.float64)
 
 
+def _keypoint_landmarks(fit_result, b):
+    # The fixed 3-D jaw in BFM09's convention; results without it (a network's,
+    # older fits) have the model's fixed landmarks.
+    landmarks = getattr(fit_result, "keypoints_2d", None)
+    return np.asarray(fit_result.landmarks_2d[b] if landmarks is None else landmarks[b], np.float64)
+
+
 def _numpy(value):
     return np.asarray(value.numpy() if hasattr(value, "numpy") else value)
 
@@ -210,9 +221,10 @@ def write_face_results(output_dir, stem, face_index, prepared_face, fit_result, 
     write_landmarks(path["lm2d"], fit_result.landmarks_2d[b])
     write_landmarks(path["lm3d"], _numpy(render.landmarks_3d[b]))
     crop_to_image = invert(prepared_face.crop_matrix)
-    landmarks_crop = _silhouette_landmarks(fit_result, b)
+    landmarks_crop = _keypoint_landmarks(fit_result, b)
     landmarks_image = transform_points(landmarks_crop, crop_to_image)
     write_lm68(path["lm68"], landmarks_image)
+    silhouette_crop = _silhouette_landmarks(fit_result, b)
 
     depth = _numpy(render.depth[b])
     write_depth_png(path["depth"], depth)
@@ -226,6 +238,8 @@ def write_face_results(output_dir, stem, face_index, prepared_face, fit_result, 
              intrinsic_matrix=np.asarray(geometry.MGCNET_INTRINSICS.matrix(), np.float64),
              crop_matrix=np.asarray(prepared_face.crop_matrix, np.float64),
              landmarks_crop=landmarks_crop, landmarks_image=landmarks_image,
+             silhouette_landmarks_crop=silhouette_crop,
+             silhouette_landmarks_image=transform_points(silhouette_crop, crop_to_image),
              target_landmarks_crop=targets,
              target_landmarks_image=transform_points(targets, crop_to_image),
              vertex_albedo=albedo.astype(np.float32), landmark_error=np.float32(error),
