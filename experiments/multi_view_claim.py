@@ -75,13 +75,18 @@ from mgc.facemodel.files import one_line  # noqa: E402
 FLAGS = flags.FLAGS
 common_flags.use("batch_size", "seed", "data_root", "output", "write_docs")
 flags.adopt_module_key_flags(mgcnet_flags)
-flags.DEFINE_integer("train_steps", 240, "Training steps of each arm and seed.", lower_bound=0)
+flags.DEFINE_integer("train_steps", 200, "Training steps of each arm and seed.", lower_bound=0)
 flags.DEFINE_list("run_seeds", ["1", "2", "3"], "Seeds of the initialisation and batch "
                   "order; each runs both arms.")
 flags.DEFINE_integer("num_train_tuples", 96, "Synthetic tuples to train on.", lower_bound=1)
 flags.DEFINE_integer("num_heldout_tuples", 32, "Held-out synthetic tuples to score.",
                      lower_bound=1)
-flags.DEFINE_float("claim_learning_rate", 1e-4, "Adam's learning rate, both arms.",
+flags.DEFINE_float("claim_learning_rate", 1e-5, "Adam's learning rate of both arms' "
+                   "training (after the warm-up).", lower_bound=0.0)
+flags.DEFINE_integer("warm_up_steps", 2000, "Steps of the shared pose-supervised warm-up "
+                     "both arms start from; 0: both start from the initialisation.",
+                     lower_bound=0)
+flags.DEFINE_float("warm_up_learning_rate", 1e-4, "Adam's learning rate of the warm-up.",
                    lower_bound=0.0)
 flags.DEFINE_enum("backbone", "small", ["small", "resnet50"], "small: the five-layer CNN "
                   "of this comparison; resnet50: MGCNet's encoder.")
@@ -203,6 +208,59 @@ def batch_order(count, batch_size, steps, seed):
     return order[:needed].reshape(steps, batch_size)
 
 
+# --- the shared warm-up ----------------------------------------------------------
+
+WARM_UP_SALT = 7  # its batch order is its own stream, not the arms'
+
+
+def pose_slice():
+    from mgc.facemodel import MGCNET_LAYOUT
+    sizes = MGCNET_LAYOUT.sizes  # identity, albedo, expression, pose, lighting
+    return slice(sum(sizes[:3]), sum(sizes[:4]))
+
+
+def warm_up(encoder, data, truths, steps, batch_size, seed, learning_rate):
+    """Trains the encoder's pose outputs on the training tuples' true pose
+    deltas (mean squared error of each of the 6 in units of its standard
+    deviation over the training views), every view of each tuple; Adam
+    (epsilon 1e-8). Returns the last step's loss (nan for 0 steps)."""
+    import tensorflow as tf
+    from mgc.losses import image_to_float
+    poses = np.stack([t.coefficients[:, pose_slice()] for t in truths]).astype(np.float32)
+    spread = poses.reshape(-1, poses.shape[-1]).std(axis=0) + np.float32(1e-6)
+    targets = poses / spread
+    variables = [encoder.variables_by_name[n] for n in sorted(encoder.variables_by_name)]
+    optimizer = tf.keras.optimizers.Adam(learning_rate, epsilon=1e-8)
+
+    @tf.function
+    def step(images, target):
+        with tf.GradientTape() as tape:
+            predicted = encoder(image_to_float(images))[:, pose_slice()] / spread
+            loss = tf.reduce_mean(tf.square(predicted - target))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    loss = float("nan")
+    views = data["images"].shape[2:]
+    for indices in batch_order(len(truths), batch_size, steps, [seed, WARM_UP_SALT]):
+        loss = float(step(tf.constant(data["images"][indices].reshape((-1,) + views)),
+                          tf.constant(targets[indices].reshape((-1, targets.shape[-1])))))
+    return loss
+
+
+def shared_start(backbone, data, truths, seed, steps, batch_size, learning_rate):
+    """The weights both arms of a seed start from: the seeded initialisation,
+    then the warm-up. (name -> array, the warm-up's last loss)."""
+    encoder = build_encoder(backbone)
+    initialise(encoder, backbone, seed)
+    started = time.time()
+    loss = warm_up(encoder, data, truths, steps, batch_size, seed, learning_rate)
+    if steps:
+        print(f"seed {seed}: warm-up {steps} steps, pose loss {loss:.4f} "
+              f"({time.time() - started:.0f} s)", file=sys.stderr)
+    return {name: v.numpy() for name, v in encoder.variables_by_name.items()}, loss
+
+
 # --- training ------------------------------------------------------------------
 
 def arm_weights(base):
@@ -227,10 +285,12 @@ class Arm:
                                learning_rate=learning_rate)
         self.predict = tf.function(lambda images: self.encoder(image_to_float(images)))
 
-    def start(self, seed):
+    def start(self, seed, weights):
+        """The encoder set to `weights` (shared_start), Adam reset."""
         import tensorflow as tf
         tf.random.set_seed(seed)
-        initialise(self.encoder, self.backbone, seed)
+        for name, value in weights.items():
+            self.encoder.variables_by_name[name].assign(value)
         self.trainer.reset_optimizer()
 
     def train(self, data, order, label):
@@ -331,7 +391,8 @@ def summarise(runs):
         summary[metric] = {
             **{arm: {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1
                      else 0.0} for arm, v in values.items()},
-            "untrained": float(np.mean([run["untrained"][metric] for run in runs])),
+            **{state: float(np.mean([run[state][metric] for run in runs]))
+               for state in ("untrained", "start")},
             "difference": {"mean": float(difference.mean()),
                            "sd": float(difference.std(ddof=1)) if len(difference) > 1 else 0.0},
             "per_image_difference": {
@@ -343,18 +404,20 @@ def summarise(runs):
 
 
 def table(summary, settings):
-    lines = ["| held-out error | untrained | without multi-view | with multi-view | "
-             "without - with (seeds) | without - with (images, ± s.e.) | "
-             "seeds where with is better |", "|---|---|---|---|---|---|---|"]
+    lines = ["| held-out error | untrained | start (warmed up) | without multi-view | "
+             "with multi-view | without - with (seeds) | without - with (images, ± s.e.) | "
+             "seeds where with is better |", "|---|---|---|---|---|---|---|---|"]
     for metric, row in summary.items():
-        cells = [f"{row['untrained']:.2f}"] + [f"{row[arm]['mean']:.2f} ± {row[arm]['sd']:.2f}"
+        cells = [f"{row['untrained']:.2f}", f"{row['start']:.2f}"] + [f"{row[arm]['mean']:.2f} ± {row[arm]['sd']:.2f}"
                                                 for arm in ARMS]
         cells.append(f"{row['difference']['mean']:+.2f} ± {row['difference']['sd']:.2f}")
         cells.append(f"{row['per_image_difference']['mean']:+.2f} ± "
                      f"{row['per_image_difference']['se']:.2f}")
         cells.append(f"{row['with_better']} of {row['runs']}")
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
-    lines += ["", f"Backbone {settings['backbone']}, {settings['train_steps']} steps at batch "
+    lines += ["", f"Backbone {settings['backbone']}, warm-up {settings['warm_up_steps']} steps "
+              f"(learning rate {settings['warm_up_learning_rate']:g}), then "
+              f"{settings['train_steps']} steps at batch "
               f"{settings['batch_size']}, learning rate {settings['learning_rate']:g}, "
               f"{settings['num_train_tuples']} training and {settings['num_heldout_tuples']} "
               f"held-out tuples (x3 views), seeds {', '.join(map(str, settings['run_seeds']))} "
@@ -368,7 +431,8 @@ def _settings(model, seeds, batch_size):
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=paths.REPO_ROOT,
                             capture_output=True, text=True).stdout.strip() or "unknown"
     return dict(backbone=FLAGS.backbone, train_steps=FLAGS.train_steps, batch_size=batch_size,
-                learning_rate=FLAGS.claim_learning_rate, num_train_tuples=FLAGS.num_train_tuples,
+                learning_rate=FLAGS.claim_learning_rate, warm_up_steps=FLAGS.warm_up_steps,
+                warm_up_learning_rate=FLAGS.warm_up_learning_rate, num_train_tuples=FLAGS.num_train_tuples,
                 num_heldout_tuples=FLAGS.num_heldout_tuples, run_seeds=seeds,
                 data_seed=common_flags.value_or("seed", DEFAULT_DATA_SEED),
                 face_model=os.path.basename(FLAGS.path_gpmm or DEFAULT_H5), commit=commit,
@@ -418,7 +482,8 @@ def run():
     started = time.time()
     data_seed = common_flags.value_or("seed", DEFAULT_DATA_SEED)
     try:
-        train, _ = make_tuples(model, FLAGS.num_train_tuples, 0, data_seed, FLAGS.data_root)
+        train, train_truths = make_tuples(model, FLAGS.num_train_tuples, 0, data_seed,
+                                          FLAGS.data_root)
         heldout, truths = make_tuples(model, FLAGS.num_heldout_tuples, FLAGS.num_train_tuples,
                                       data_seed, FLAGS.data_root)
     except SyntheticSetupError as error:
@@ -432,11 +497,17 @@ def run():
     for seed in seeds:
         order = batch_order(FLAGS.num_train_tuples, batch_size, FLAGS.train_steps, seed)
         run_ = {"seed": seed}
+        first = arms[ARMS[0]]
+        initialise(first.encoder, FLAGS.backbone, seed)
+        run_["untrained"] = mean_errors(heldout_errors(first.predict, model, heldout, truths))
+        start, run_["warm_up_loss"] = shared_start(
+            FLAGS.backbone, train, train_truths, seed, FLAGS.warm_up_steps, batch_size,
+            FLAGS.warm_up_learning_rate)
         for name, arm in arms.items():
-            arm.start(seed)
+            arm.start(seed, start)
             if name == ARMS[0]:
-                run_["untrained"] = mean_errors(heldout_errors(arm.predict, model, heldout,
-                                                               truths))
+                run_["start"] = (mean_errors(heldout_errors(arm.predict, model, heldout, truths))
+                                 if FLAGS.warm_up_steps else run_["untrained"])
             curve = arm.train(train, order, f"seed {seed}, {name}")
             per_image = heldout_errors(arm.predict, model, heldout, truths)
             run_[name] = {"errors": mean_errors(per_image), "total_loss": curve,
