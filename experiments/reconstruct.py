@@ -527,13 +527,17 @@ def _run():
         except (ImportError, OSError, RuntimeError) as error:
             raise SetupError(f"--landmarks_model={options['landmarks_model']}: "
                              f"{one_line(error)}") from None
-    overlays.trace_result_renders(model.num_vertices, results.picture_triangles(model))
     run_folder.make_output_folder(output)
     with run_folder.locked(output):
         run_folder.check_summary_files(output, FLAGS.overwrite)
         stems = run_folder.assign_stems(paths, output)
         if not FLAGS.overwrite:
             _check_done_pictures(paths, stems, output, shaping_settings(options, settings))
+        if FLAGS.overwrite or not all(read_json(os.path.join(output, stem, DONE))
+                                      for stem in stems):
+            # Traced now, at start-up, not on the first picture; not at all
+            # when every picture is done already.
+            overlays.trace_result_renders(model.num_vertices, results.picture_triangles(model))
         reconstruction = Reconstruction(output, model, settings, options, encoder)
         return _reconstruct(reconstruction, paths, stems)
 
