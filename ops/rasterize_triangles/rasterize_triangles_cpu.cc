@@ -529,26 +529,38 @@ int64_t GradientOfPixels(const RasterizeGradArgs& args, int64_t image, int64_t b
                          int64_t end, float* d_vertices) {
   const RasterShape& shape = args.shape;
   std::fill_n(d_vertices, 4 * shape.num_vertices, 0.0f);
+  // The image's vertices are read in triangle order below, scattered: one
+  // sequential pass first brings them into the cache at streaming speed.
+  const float* vertices = args.clip_vertices + image * shape.num_vertices * 4;
+  float touched = 0.0f;
+  for (int64_t i = 0; i < 4 * shape.num_vertices; i += 16) touched += vertices[i];
+  volatile float sink = touched;
+  (void)sink;
   // On the heap: about 130 KB.
   auto sums = std::make_unique<TriangleSums>(args.clip_vertices + image * shape.num_vertices * 4,
                                              args.triangles, d_vertices);
-  // The ids first, branch-free (it vectorises): as unsigned, id + 1 is in
-  // [0, T] exactly for ids in [-1, T).
+  // Pixels in chunks: each chunk's ids are checked branch-free first (it
+  // vectorises; as unsigned, id + 1 is in [0, T] exactly for ids in
+  // [-1, T)), then read again while still in the cache.
+  constexpr int64_t kPixelsPerChunk = 4096;
   const uint32_t limit = static_cast<uint32_t>(shape.num_triangles);
-  uint32_t any_invalid = 0;
-  for (int64_t pixel = begin; pixel < end; ++pixel) {
-    any_invalid |= static_cast<uint32_t>(args.triangle_ids[pixel]) + 1u > limit;
-  }
-  if (any_invalid) {
-    for (int64_t pixel = begin; pixel < end; ++pixel) {
-      const int32_t id = args.triangle_ids[pixel];
-      if (id < -1 || id >= shape.num_triangles) return pixel;
+  for (int64_t first = begin; first < end; first += kPixelsPerChunk) {
+    const int64_t last = std::min(end, first + kPixelsPerChunk);
+    uint32_t any_invalid = 0;
+    for (int64_t pixel = first; pixel < last; ++pixel) {
+      any_invalid |= static_cast<uint32_t>(args.triangle_ids[pixel]) + 1u > limit;
     }
-  }
-  for (int64_t pixel = begin; pixel < end; ++pixel) {
-    const int32_t id = args.triangle_ids[pixel];
-    if (id >= 0) {
-      sums->AddPixel(id, args.barycentrics + 3 * pixel, args.d_barycentrics + 3 * pixel);
+    if (any_invalid) {
+      for (int64_t pixel = first; pixel < last; ++pixel) {
+        const int32_t id = args.triangle_ids[pixel];
+        if (id < -1 || id >= shape.num_triangles) return pixel;
+      }
+    }
+    for (int64_t pixel = first; pixel < last; ++pixel) {
+      const int32_t id = args.triangle_ids[pixel];
+      if (id >= 0) {
+        sums->AddPixel(id, args.barycentrics + 3 * pixel, args.d_barycentrics + 3 * pixel);
+      }
     }
   }
   sums->FlushAll();
