@@ -155,3 +155,16 @@ def test_script_smoke_run_on_two_images(tmp_path):
     assert markdown.count("| fitted to mesh (ours) |") == 2  # the table and the breakdown header
     # One image at 0-30 degrees, one at 60-90: one breakdown row each per backend.
     assert markdown.count("| BlazeFace | 1 |") == 2 and markdown.count("| HOG | 1 |") == 2
+
+
+def test_scored_box_is_blazefaces_most_confident_or_dlibs_largest():
+    """Each AFLW2000-3D picture is cut around the annotated face: among
+    BlazeFace boxes the most confident one is scored (on one subset picture
+    the largest box is another person); dlib's come largest first."""
+    from experiments.evaluate_aflw2000 import scored_box
+    from mgc.preprocess import FaceBox
+    large = FaceBox(0, 0, 200, 200, 0.70, "blazeface")
+    confident = FaceBox(150, 150, 300, 300, 0.84, "blazeface")
+    assert scored_box([large, confident]) is confident
+    hog, cnn = FaceBox(0, 0, 200, 200, 0.5, "hog"), FaceBox(0, 0, 100, 100, 2.0, "cnn")
+    assert scored_box([hog, cnn]) is hog
