@@ -98,13 +98,20 @@ test-bazel: bazel-tools $(TF_STAMP)
 CORE_DIR := build/rasterize_core
 CORE_SRC := ops/rasterize_triangles
 CORE_HEADERS := $(wildcard $(CORE_SRC)/*.h) ops/build_config.bzl
-CORE_LIBS := $(CORE_DIR)/librasterize_core_cpu.so $(if $(NVCC),$(CORE_DIR)/librasterize_core_cuda.so)
+CORE_LIBS := $(CORE_DIR)/librasterize_core_cpu.so $(CORE_DIR)/librasterize_core_cpu_scalar.so \
+  $(if $(NVCC),$(CORE_DIR)/librasterize_core_cuda.so)
 
 core-libs: $(CORE_LIBS)
 
 $(CORE_DIR)/librasterize_core_cpu.so: $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc $(CORE_HEADERS)
 	mkdir -p $(CORE_DIR)
 	g++ -shared -fPIC $(HOST_FLAGS) -std=c++17 $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc -o $@
+
+# The CPU core once more with rasterize_math.h's scalar functions (what the CUDA kernels run)
+# instead of its SSE2 code, so the backend tests check that arithmetic without a GPU.
+$(CORE_DIR)/librasterize_core_cpu_scalar.so: $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc $(CORE_HEADERS)
+	mkdir -p $(CORE_DIR)
+	g++ -shared -fPIC $(HOST_FLAGS) -std=c++17 -DMGC_RASTERIZE_SCALAR $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc -o $@
 
 $(CORE_DIR)/librasterize_core_cuda.so: $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc $(CORE_SRC)/rasterize_triangles_cuda.cu.cc $(CORE_HEADERS)
 	mkdir -p $(CORE_DIR)

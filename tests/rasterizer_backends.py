@@ -1,4 +1,4 @@
-"""The rasterizer's four backends behind one interface, for the backend test
+"""The rasterizer's backends behind one interface, for the backend test
 base (tests/test_rasterize_backends.py), as TensorFlow Graphics' rasterizer
 test base and PyTorch3D's Python-vs-CPU-vs-CUDA tests do it:
 
@@ -7,6 +7,10 @@ test base and PyTorch3D's Python-vs-CPU-vs-CUDA tests do it:
                    registered gradient through a GradientTape
   core_cpu         the TensorFlow-free C++ core through its C interface
                    (build/rasterize_core/librasterize_core_cpu.so, ctypes)
+  core_cpu_scalar  the same core built with -DMGC_RASTERIZE_SCALAR
+                   (librasterize_core_cpu_scalar.so): rasterize_math.h's
+                   scalar functions, the CUDA kernels' arithmetic, instead
+                   of the CPU's SSE2 code
   core_cuda        the TensorFlow-free CUDA core through the same interface
                    (librasterize_core_cuda.so)
 
@@ -107,7 +111,7 @@ class CoreLibrary:
 
     def __init__(self, device):
         self.device = device
-        self.name = f"core_{device}"
+        self.name = f"core_{device}"  # device: "cpu", "cpu_scalar" or "cuda"
         self._path = os.path.join(CORE_LIBRARY_DIR, f"librasterize_core_{device}.so")
         self._library = None
 
@@ -166,4 +170,5 @@ class CoreLibrary:
 
 
 BACKENDS = {backend.name: backend for backend in
-            (NumpyReference(), TfOpCpu(), CoreLibrary("cpu"), CoreLibrary("cuda"))}
+            (NumpyReference(), TfOpCpu(), CoreLibrary("cpu"), CoreLibrary("cpu_scalar"),
+             CoreLibrary("cuda"))}

@@ -1,6 +1,7 @@
 """One test base for every rasterizer backend (tests/rasterizer_backends.py:
 the NumPy reference, the TensorFlow op on the CPU, the TensorFlow-free C++
-core and the TensorFlow-free CUDA core, the last two through their C
+core (its SSE2 build and its scalar build, whose arithmetic is the CUDA
+kernels') and the TensorFlow-free CUDA core, the last three through their C
 interface): tf_mesh_renderer's golden scenes A-E (shared/spec/
 GOLDEN_SCENES.md), the edge and tie cases of the DESIGN.md contract, the
 comparison with the NumPy reference on random scenes, and the gradient
