@@ -359,6 +359,11 @@ template <typename Range>
 void SortIntoBlocks(const ImageTarget& target, const Range* ranges, int64_t begin,
                     int64_t end, int64_t blocks, std::vector<BoundedTriangle>* lists) {
   const int height = target.shape.height;
+  // Room for twice an even share (a face crowds the middle blocks), so few
+  // lists grow again.
+  for (int64_t block = 0; block < blocks; ++block) {
+    lists[block].reserve(2 * (end - begin) / blocks + 16);
+  }
   BoundedTriangle b;
   for (int64_t t = begin; t < end; ++t) {
     if (!BoundsOf(target, ranges, t, 0, height, &b)) continue;
