@@ -66,6 +66,21 @@ def test_fit_on_the_300w_image_stays_near_dlib():
     assert fitted_nme <= dlib_nme + tolerance, f"fitted {fitted_nme:.4f} vs dlib {dlib_nme:.4f}"
 
 
+def test_fit_to_the_mesh_on_the_300w_image_is_nearer_than_the_mesh_points():
+    """The mesh backend on the 300-W image: the fit's silhouette points 2.82 %
+    NME against the mesh's own 68 points' 3.07 % (those are calibrated to
+    BFM09's 3-D jaw, while 300-W marks the outline; dlib's are 1.60 %). It
+    must be nearer by at least 0.1 %, twice the fit's own variation measured
+    with dlib's points (the module docstring)."""
+    folder = "demo_images/eos_300W_image_0010_68pts"
+    image = load_image(paths.data_file(f"{folder}/image_0010.png"))
+    fitted, face, _ = fitted_image_landmarks(image, silhouette=True, landmarks_model="mesh")
+    truth = read_landmark_file(paths.data_file(f"{folder}/image_0010.pts"))  # scoring only
+    fitted_nme, mesh_nme = nme(fitted, truth), nme(face.raw_landmarks68, truth)
+    assert face.box.detector == "blazeface" and mesh_nme < 0.04  # the mesh found the face
+    assert fitted_nme <= mesh_nme - 0.001, f"fitted {fitted_nme:.4f} vs mesh {mesh_nme:.4f}"
+
+
 @pytest.fixture(scope="module")
 def synthetic_scene():
     """A 448x448 photo: a rendered ICT face (known identity, expression and
