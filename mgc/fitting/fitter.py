@@ -12,7 +12,10 @@ With the face mesh's 468 points (mesh_points) and a correspondence for the
 model (mesh_targets), those points replace the 68 as targets, each at its
 fixed vertex, and the closed-form pose comes from their 3-D positions (the
 mesh's depth), which hold the head's yaw where 2-D points at a profile do
-not.
+not; points whose vertex faces away from the camera are left out.
+The result holds the 68 points three ways: the model's fixed landmarks, the
+same with the jaw on the outline (2-D annotations), and the vertices in the
+BFM09 keypoints' convention (keypoints.py; AFLW2000-3D's fixed 3-D jaw).
 A model without an albedo basis (ICT-FaceKit) gets a per-vertex albedo with a
 smoothness prior over mesh edges. Several faces are fitted as one batch.
 """
