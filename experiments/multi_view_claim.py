@@ -3,8 +3,9 @@ the same steps, the network trained with the multi-view losses (pixel, SSIM,
 depth and epipolar consistency) has lower pose and depth error on held-out
 synthetic tuples than the one trained without them.
 
-    python -m experiments.multi_view_claim [--train_steps=240] [--run_seeds=1,2,3] \\
-        [--num_train_tuples=96] [--num_heldout_tuples=32] [--batch_size=2] [--write_docs]
+    python -m experiments.multi_view_claim [--train_steps=200] [--run_seeds=1,2,3] \\
+        [--warm_up_steps=2000] [--num_train_tuples=96] [--num_heldout_tuples=32] \\
+        [--batch_size=2] [--write_docs]
 
 Data: tuples 0..num_train_tuples-1 of mgc.data.synthetic.SyntheticTuples
 (--seed, default 0; the face model --path_gpmm, default the parity inputs'
@@ -12,27 +13,39 @@ synthetic BFM h5, the real BFM topology and mean shape with synthetic bases;
 backgrounds from the data root's demo_images) are the training set, the next
 num_heldout_tuples the held-out set; their SyntheticTruth is the answer.
 
-Arms: both start from the same initialisation and see the same batches in
-the same order (--run_seeds: each seed sets the initialisation and the
-batch order, both arms run with each) for --train_steps steps of
-mgc.train.trainer.Trainer (TF1 Adam, --claim_learning_rate, default the
-original's 1e-4). "with" uses the documented command's weights (§5.7:
-MULTIVIEW 1, photom 0.15, depth 1e-4, ssim and epipolar 0); "without" the
-same with every multi-view weight 0. Any weight flag given explicitly
-(experiments/mgcnet_flags.py) changes both arms' common terms or the with
-arm's multi-view terms. The identity term is off (--gpmm_id_loss_weight=0):
-no real FaceNet is available here.
+The shared start: for each of --run_seeds the seeded initialisation, then
+--warm_up_steps of a pose-supervised warm-up on the training tuples (the
+mean squared error of the 6 pose outputs against the true pose deltas, each
+in units of its spread over the training views; Adam at
+--warm_up_learning_rate). Both arms start from these same weights. From
+scratch (--warm_up_steps=0) neither arm learns rotation in a CPU's budget,
+and the multi-view terms can only refine a pose that is roughly right: at
+the untrained network's equal poses their gradient does not point towards
+the true relative pose (docs/RESULTS.md). The original starts from ImageNet
+weights and trains 200,000 steps; the warm-up stands in for a network that
+already predicts a rough pose.
+
+Arms: from the shared start, on the same batches in the same order (each
+seed sets the initialisation and both batch orders) for --train_steps steps
+of mgc.train.trainer.Trainer (TF1 Adam, --claim_learning_rate, default
+1e-5: at the original's 1e-4 the first steps after the warm-up undo a third
+of its rotation gain in 25 steps in both arms). "with" uses the documented
+command's weights (§5.7: MULTIVIEW 1, photom 0.15, depth 1e-4, ssim and
+epipolar 0); "without" the same with every multi-view weight 0. Any weight
+flag given explicitly (experiments/mgcnet_flags.py) changes both arms'
+common terms or the with arm's multi-view terms. The identity term is off
+(--gpmm_id_loss_weight=0): no real FaceNet is available here.
 
 Backbone (for this comparison only): --backbone=small (default) is a five-
 layer strided CNN on the full 224 x 224 input (5x5/2 16, then 3x3/2 32, 64,
 128, 128 channels with ReLU, flattened 7 x 7 x 128, one dense layer to the 257
 coefficients), about 1.7 M weights and 1/60 of ResNet-50's arithmetic, so
 that several seeds of both arms fit a 2-core CPU. Its dense layer starts at
-zero (every prediction starts as the mean face at MGCNet's default pose, the
-same for both arms), and its translation outputs are scaled by 10 (tx, ty)
-and 100 (tz) mm, so that Adam's early steps of about 1e-4 per weight can
-reach the tuples' +-250 mm distance jitter. --backbone=resnet50 is MGCNet's
-encoder (slim's initialisation, seeded), about 60 times slower.
+zero (every prediction starts as the mean face at MGCNet's default pose),
+and its translation outputs are scaled by 10 (tx, ty) and 100 (tz) mm, so
+that Adam's early steps of about 1e-4 per weight can reach the tuples' +-250
+mm distance jitter. --backbone=resnet50 is MGCNet's encoder (slim's
+initialisation, seeded), about 60 times slower.
 
 Errors on the held-out tuples (every view of every tuple, the prediction of
 that view's image alone):
@@ -45,10 +58,11 @@ that view's image alone):
   vertex_mm: mean distance of the model-frame vertices (identity and
     expression) from the truth's (mm);
   landmark_px: mean distance of the 68 projected landmarks (pixels).
-Each run gives the mean over held-out images; the table gives the mean and
-standard deviation over the seeds, the paired difference (without - with;
-positive: the multi-view arm is better) over seeds, the same per held-out
-image and seed with its standard error, and in how many seeds "with" won.
+Each run gives the mean over held-out images; the table gives the untrained
+and the shared start's errors, the arms' mean and standard deviation over
+the seeds, the paired difference (without - with; positive: the multi-view
+arm is better) over seeds, the same per held-out image and seed with its
+standard error, and in how many seeds "with" won.
 The JSON (--output, default out/multi_view_claim.json) holds every number,
 the settings and each run's loss curve; --write_docs replaces the
 multi_view_claim block of docs/RESULTS.md with the table.

@@ -1,8 +1,9 @@
 """experiments/multi_view_claim.py (issue 13, the paper's claim at small
-scale): the error measures, the Trainer's optimizer reset it relies on, a
-set-up error, and the whole script end to end in a tiny setting (2 steps,
-the same seed twice, 2 training and 1 held-out tuple; about 40 s on 2 cores, most of it
-tracing the two arms' steps)."""
+scale): the error measures, the shared warm-up, the Trainer's optimizer reset
+it relies on, a set-up error, and the whole script end to end in a tiny
+setting (2 warm-up and 2 training steps, the same seed twice, 2 training and
+1 held-out tuple; about 40 s on 2 cores, most of it tracing the two arms'
+steps)."""
 import json
 import math
 import os
@@ -64,6 +65,43 @@ def test_reset_optimizer_restores_the_initial_adam_state():
     assert trainer.beta2_power.numpy() == pytest.approx(0.999)
 
 
+def test_warm_up_fits_the_pose_outputs_only():
+    import tensorflow as tf
+    from experiments.multi_view_claim import pose_slice, warm_up
+    from mgc.facemodel import MGCNET_LAYOUT
+
+    class MeanColourEncoder(tf.Module):
+        """[B, 224, 224, 3] -> [B, 257], linear in each image's mean colour."""
+        def __init__(self):
+            super().__init__()
+            self.variables_by_name = {
+                "tiny/weights": tf.Variable(tf.zeros([3, MGCNET_LAYOUT.size])),
+                "tiny/biases": tf.Variable(tf.zeros([MGCNET_LAYOUT.size]))}
+
+        def __call__(self, images):
+            colour = tf.reduce_mean(images, axis=[1, 2])
+            return colour @ self.variables_by_name["tiny/weights"] + \
+                self.variables_by_name["tiny/biases"]
+
+    class Truth:
+        def __init__(self, coefficients):
+            self.coefficients = coefficients
+
+    rng = np.random.RandomState(0)
+    images = rng.randint(0, 256, (4, 3, 1, 1, 3)).astype(np.uint8)  # 1-pixel views
+    images = np.broadcast_to(images, (4, 3, 224, 224, 3)).copy()
+    truths = [Truth(rng.normal(0, 1, (3, MGCNET_LAYOUT.size)).astype(np.float32))
+              for _ in range(4)]
+    encoder = MeanColourEncoder()
+    first = warm_up(encoder, {"images": images}, truths, 1, 2, seed=1, learning_rate=0.05)
+    last = warm_up(encoder, {"images": images}, truths, 300, 2, seed=1, learning_rate=0.05)
+    assert last < 0.5 * first
+    weights = encoder.variables_by_name["tiny/weights"].numpy()
+    others = np.ones(MGCNET_LAYOUT.size, bool)
+    others[pose_slice()] = False
+    assert np.any(weights[:, pose_slice()] != 0) and not np.any(weights[:, others])
+
+
 def test_identity_term_is_refused_with_one_line(tmp_path):
     done = _run(["--gpmm_id_loss_weight=0.2", f"--output={tmp_path / 'x.json'}"])
     assert done.returncode == 2, done.stderr[-2000:]
@@ -78,11 +116,12 @@ def test_tiny_comparison_end_to_end(oracle, tmp_path):
     output = tmp_path / "claim.json"
     done = _run([f"--path_gpmm={h5}", f"--output={output}", "--train_steps=2",
                  "--run_seeds=1,1", "--num_train_tuples=2", "--num_heldout_tuples=1",
-                 "--batch_size=1"])
+                 "--batch_size=1", "--warm_up_steps=2"])
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(output.read_text())
     settings = result["settings"]
     assert settings["train_steps"] == 2 and settings["run_seeds"] == [1, 1]
+    assert settings["warm_up_steps"] == 2
     assert settings["weights"]["without"]["MULTIVIEW_weight"] == 0.0
     assert settings["weights"]["with"]["MULTIVIEW_weight"] > 0
     assert settings["weights"]["with"]["gpmm_id_loss_weight"] == 0.0
@@ -101,6 +140,9 @@ def test_tiny_comparison_end_to_end(oracle, tmp_path):
         assert second[arm]["total_loss"] == pytest.approx(first[arm]["total_loss"], rel=1e-4)
         assert second[arm]["errors"] == pytest.approx(first[arm]["errors"], rel=1e-4)
     assert second["untrained"] == pytest.approx(first["untrained"], rel=1e-6)
+    # The warm-up moved the pose away from the initialisation's, the same in both seeds.
+    assert first["start"]["rotation_deg"] != first["untrained"]["rotation_deg"]
+    assert second["start"] == pytest.approx(first["start"], rel=1e-4)
     assert set(result["summary"]) == set(METRICS)
     for row in result["summary"].values():
         assert row["runs"] == 2 and row["with_better"] in (0, 2)
