@@ -18,7 +18,7 @@ import dataclasses
 import functools
 import json
 import os
-from typing import Optional, Tuple
+from typing import Tuple
 
 import cv2
 import numpy as np
