@@ -17,13 +17,12 @@ these points: 3.61 % NME at 0-30 degrees (every second face), 6.44 / 11.87 %
 at 30-60 / 60-90 (all); at ICT's own landmarks 4.25 / 7.78 / 12.98; with
 only the 17 jaw points moved 3.86 / 6.57 / 11.53.
 """
-import functools
-import json
 import os
 
 import numpy as np
 
 from mgc.fitting.initial_pose import _similarity_3d
+from mgc.fitting.vertex_tables import VertexTable
 
 KEYPOINTS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "keypoints_68.json")
 # iBUG points both conventions place alike: eye corners, mouth corners, nose
@@ -32,12 +31,7 @@ ANCHORS = (36, 39, 42, 45, 48, 54, 30, 31, 35, 8)
 JAW = np.arange(17)
 
 
-@functools.lru_cache(maxsize=None)
-def _entries():
-    if not os.path.isfile(KEYPOINTS_FILE):
-        return {}
-    with open(KEYPOINTS_FILE) as stream:
-        return json.load(stream)
+_TABLE = VertexTable(KEYPOINTS_FILE, 68, lowest=-1)
 
 
 def keypoint_vertices(model):
@@ -45,15 +39,8 @@ def keypoint_vertices(model):
     set of keypoints_68.json for this model (all 68, also where the model's
     own landmarks lack one), else the model's own landmarks (-1 where it
     has none)."""
-    entry = next((e for e in _entries().values() if e["num_vertices"] == model.num_vertices),
-                 None)
-    if entry is None:
-        return np.asarray(model.landmarks, np.int64)
-    vertices = np.asarray(entry["vertices"], np.int64)
-    if vertices.shape != (68,) or vertices.min() < -1 or vertices.max() >= model.num_vertices:
-        raise ValueError(f"{KEYPOINTS_FILE} [{model.name}]: expected 68 vertex ids in "
-                         f"[-1, {model.num_vertices}), got shape {vertices.shape}")
-    return vertices
+    vertices = _TABLE.vertices(model)
+    return np.asarray(model.landmarks, np.int64) if vertices is None else vertices
 
 
 def compute_keypoints(model, reference):
@@ -84,14 +71,4 @@ def compute_keypoints(model, reference):
 
 def write_keypoints(name, num_vertices, vertices, report):
     """Stores one model's keypoint vertices in KEYPOINTS_FILE."""
-    vertices = [int(v) for v in vertices]
-    if len(vertices) != 68:
-        raise ValueError(f"expected 68 vertices, got {len(vertices)}")
-    entries = dict(_entries())
-    entries[name] = dict(num_vertices=int(num_vertices), vertices=vertices, measured=report)
-    temporary = KEYPOINTS_FILE + ".part"
-    with open(temporary, "w") as stream:
-        json.dump(entries, stream, indent=1, sort_keys=True)
-        stream.write("\n")
-    os.replace(temporary, KEYPOINTS_FILE)
-    _entries.cache_clear()
+    _TABLE.write(name, num_vertices, vertices, report)
