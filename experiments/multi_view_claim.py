@@ -28,10 +28,10 @@ already predicts a rough pose.
 Arms: from the shared start, on the same batches in the same order (each
 seed sets the initialisation and both batch orders) for --train_steps steps
 of mgc.train.trainer.Trainer (TF1 Adam, --claim_learning_rate, default
-1e-5: at the original's 1e-4 the first steps after the warm-up undo a third
-of its rotation gain in 25 steps in both arms). "with" uses the documented
-command's weights (§5.7: MULTIVIEW 1, photom 0.15, depth 1e-4, ssim and
-epipolar 0); "without" the same with every multi-view weight 0. Any weight
+1e-5: at the original's 1e-4 the first 25 steps after the warm-up undid a
+sixth of its rotation gain in the without arm, on validation tuples).
+"with" uses the documented command's weights (§5.7: MULTIVIEW 1, photom
+0.15, depth 1e-4, ssim and epipolar 0); "without" the same with every multi-view weight 0. Any weight
 flag given explicitly (experiments/mgcnet_flags.py) changes both arms'
 common terms or the with arm's multi-view terms. The identity term is off
 (--gpmm_id_loss_weight=0): no real FaceNet is available here.
