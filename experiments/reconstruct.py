@@ -115,7 +115,8 @@ from mgc.export import index_page, overlays, results, run_folder  # noqa: E402
 from mgc.export.run_folder import DONE, FAILURES, STARTED, RunFolderError  # noqa: E402
 from mgc.job_files import FailureList, read_json, write_json  # noqa: E402
 from mgc.facemodel import MGCNET_LAYOUT, CoefficientLayout, FaceModelError, load_face_model  # noqa: E402,E501
-from mgc.fitting import FitSettings, check_model_landmarks, fit_faces  # noqa: E402
+from mgc.fitting import (FitSettings, check_model_landmarks, fit_faces,  # noqa: E402
+                         trace_answer)
 from mgc.nets import CheckpointError, load_encoder  # noqa: E402
 from mgc.nets.encoder import images_to_unit  # noqa: E402
 from mgc.preprocess.inputs import InputError, collect_pictures  # noqa: E402
@@ -538,6 +539,8 @@ def _run():
             # Traced now, at start-up, not on the first picture; not at all
             # when every picture is done already.
             overlays.trace_result_renders(model.num_vertices, results.picture_triangles(model))
+            if encoder is not None and not settings.total_steps:
+                trace_answer(model, options["batch_size"])
         reconstruction = Reconstruction(output, model, settings, options, encoder)
         return _reconstruct(reconstruction, paths, stems)
 

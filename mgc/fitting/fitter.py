@@ -382,6 +382,10 @@ def fit_faces(crops, landmarks, model, settings=FitSettings(), initial_coefficie
     usable = check_model_landmarks(model, landmarks.shape[1])
     targets = landmarks.copy()
     targets[:, ~usable] = np.nan
+    if initial_coefficients is not None and settings.total_steps == 0:
+        _mesh_vertices(model, mesh_points, len(crops))  # the same checks as a fit
+        if CoefficientLayout.for_model(model).albedo:
+            return _answer_as_is(model, initial_coefficients, targets)
     # The photo's skin comes from all detected points, whatever the model has
     # (no steps, e.g. a network's answer as is: no photometric loss to weigh).
     skin = np.stack([skin_probability(crop, points)
@@ -483,3 +487,69 @@ def _keypoints_2d(model, render):
     points = tf.gather(render.vertices, np.maximum(vertices, 0), axis=1)
     projected = geometry.project_to_image(geometry.transform_points(points, render.pose)).numpy()
     return np.where((vertices < 0)[None, :, None], np.nan, projected)
+
+
+# -- zero steps: a network's answer as is ---------------------------------------
+
+_ANSWERS = {}  # id(model) -> (model, traced answer, jaw slider)
+
+
+def trace_answer(model, batch):
+    """Traces the zero-step answer's graph for batches of `batch` faces
+    (seconds): a run pays it at start-up instead of on its first batch."""
+    layout = CoefficientLayout.for_model(model)
+    _answer_graph(model)[0](tf.zeros([batch, layout.size]))
+
+
+def _answer_graph(model):
+    """(tf.function coefficients [B, K] -> (FaceRender, the 68 landmark
+    vertices' pixels [B, 68, 2], every vertex's pixels [B, N, 2] and
+    camera-space normal z [B, N]), the jaw slider), one per model."""
+    if id(model) not in _ANSWERS:
+        if len(_ANSWERS) >= 2:
+            _ANSWERS.pop(next(iter(_ANSWERS)))
+        # Landmarks the model lacks read vertex 0, as _Problem.projected_landmarks.
+        landmarks = np.maximum(model.landmarks, 0)
+
+        @tf.function(autograph=False, reduce_retracing=True)
+        def answer(coefficients):
+            render = render_face(coefficients, model)
+            pixels = geometry.project_to_image(geometry.transform_points(render.vertices,
+                                                                         render.pose))
+            rotation = geometry.rotation_matrix(render.pose[:, :3])
+            normals_z = tf.einsum("bj,bnj->bn", rotation[:, 2], render.normals)
+            return render, tf.gather(pixels, landmarks, axis=1), pixels, normals_z
+        _ANSWERS[id(model)] = (model, answer, landmark_lib.ContourSlider(model, landmark_lib.JAW))
+    return _ANSWERS[id(model)][1:]
+
+
+def _answer_as_is(model, coefficients, targets):
+    """fit_faces' result at zero steps from `coefficients` (the same
+    numbers, up to float rounding), without the fitting problem's variables
+    and eager ops: one traced graph, then NumPy."""
+    layout = CoefficientLayout.for_model(model)
+    coefficients = np.asarray(coefficients, np.float32)
+    if coefficients.shape != (len(targets), layout.size):
+        raise ValueError(f"initial_coefficients must have shape [{len(targets)}, {layout.size}], "
+                         f"got {list(coefficients.shape)}")
+    answer, jaw_slider = _answer_graph(model)
+    render, landmark_pixels, pixels, normals_z = answer(tf.constant(coefficients))
+    pixels = pixels.numpy()
+    selection = landmark_lib.selection_matrix(targets.shape[1], model.landmarks >= 0)
+    projected = np.einsum("pk,bkc->bpc", selection, landmark_pixels.numpy())
+    valid = np.all(np.isfinite(targets), -1)
+    error = np.linalg.norm(projected - np.nan_to_num(targets), axis=-1)
+    mean_error = (error * valid).sum(-1) / np.maximum(valid.sum(-1), 1)
+    outline = np.tile(model.landmarks[None], [len(targets), 1])
+    if targets.shape[1] == 68:  # 2-D annotations put the jaw on the outline
+        outline = jaw_slider.choose(pixels, normals_z.numpy(), targets)
+    silhouette = np.take_along_axis(pixels, np.maximum(outline, 0)[..., None], axis=1)
+    missing = (model.landmarks < 0)[None, :, None]
+    keypoints = keypoint_lib.keypoint_vertices(model)
+    return FitResult(coefficients=coefficients, layout=layout,
+                     vertex_albedo=render.albedo.numpy(), render=render,
+                     landmarks_2d=render.landmarks_2d.numpy(),
+                     silhouette_landmarks_2d=np.where(missing, np.nan, silhouette),
+                     landmark_error=mean_error.astype(np.float32),
+                     keypoints_2d=np.where((keypoints < 0)[None, :, None], np.nan,
+                                           pixels[:, np.maximum(keypoints, 0)]))

@@ -94,6 +94,11 @@ class ContourSlider:
         rotation = geometry.rotation_matrix(pose[:, :3]).numpy()
         pixels = geometry.project_to_image(geometry.transform_points(vertices, pose)).numpy()
         normals_z = np.einsum("bj,bnj->bn", rotation[:, 2], normals.numpy())
+        return self.choose(pixels, normals_z, targets)
+
+    def choose(self, pixels, normals_z, targets):
+        """Landmark vertex indices [B, 68] from every vertex's projection
+        [B, N, 2] and camera-space normal z [B, N] at the fitted pose."""
         indices = np.tile(self.model.landmarks[None], [len(targets), 1])
         for b, target in enumerate(targets):
             for j, candidates in self.candidates.items():
