@@ -115,6 +115,7 @@ from mgc.export import index_page, overlays, results, run_folder  # noqa: E402
 from mgc.export.run_folder import DONE, FAILURES, STARTED, RunFolderError  # noqa: E402
 from mgc.job_files import FailureList, read_json, write_json  # noqa: E402
 from mgc.facemodel import MGCNET_LAYOUT, CoefficientLayout, FaceModelError, load_face_model  # noqa: E402,E501
+from mgc.facemodel.files import one_line  # noqa: E402
 from mgc.fitting import (FitSettings, check_model_landmarks, fit_faces,  # noqa: E402
                          trace_answer)
 from mgc.nets import CheckpointError, load_encoder  # noqa: E402
@@ -171,11 +172,6 @@ class Job:
     fit_seconds: Dict = dataclasses.field(default_factory=dict)   # face -> seconds
     preprocess_seconds: float = 0.0
     error: Optional[str] = None
-
-
-def one_line(error):
-    """An exception's message on one line (for failures.csv and error lines)."""
-    return " ".join(str(error).split())
 
 
 def failure_reason(error):
