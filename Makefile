@@ -101,24 +101,29 @@ CORE_HEADERS := $(wildcard $(CORE_SRC)/*.h) ops/build_config.bzl
 CORE_LIBS := $(CORE_DIR)/librasterize_core_cpu.so $(CORE_DIR)/librasterize_core_cpu_scalar.so \
   $(if $(NVCC),$(CORE_DIR)/librasterize_core_cuda.so)
 
+# Each library is linked to a .part file and renamed into place: a process that has
+# the old one loaded (a test run) keeps it instead of crashing.
 core-libs: $(CORE_LIBS)
 
 $(CORE_DIR)/librasterize_core_cpu.so: $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc $(CORE_HEADERS)
 	mkdir -p $(CORE_DIR)
-	g++ -shared -fPIC $(HOST_FLAGS) -std=c++17 $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc -o $@
+	g++ -shared -fPIC $(HOST_FLAGS) -std=c++17 $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc -o $@.part
+	mv $@.part $@
 
 # The CPU core once more with rasterize_math.h's scalar functions (what the CUDA kernels run)
 # instead of its SSE2 code, so the backend tests check that arithmetic without a GPU.
 $(CORE_DIR)/librasterize_core_cpu_scalar.so: $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc $(CORE_HEADERS)
 	mkdir -p $(CORE_DIR)
-	g++ -shared -fPIC $(HOST_FLAGS) -std=c++17 -DMGC_RASTERIZE_SCALAR $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc -o $@
+	g++ -shared -fPIC $(HOST_FLAGS) -std=c++17 -DMGC_RASTERIZE_SCALAR $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc -o $@.part
+	mv $@.part $@
 
 $(CORE_DIR)/librasterize_core_cuda.so: $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc $(CORE_SRC)/rasterize_triangles_cuda.cu.cc $(CORE_HEADERS)
 	mkdir -p $(CORE_DIR)
 	g++ -fPIC $(HOST_FLAGS) -std=c++17 -c $(CORE_SRC)/rasterize_triangles_cpu.cc -o $(CORE_DIR)/core_cpu.o
 	$(NVCC) $(NVCC_FLAGS) -DMGC_CORE_CUDA=1 -x cu -c $(CORE_SRC)/rasterize_core_c_api.cc -o $(CORE_DIR)/c_api_cuda.o
 	$(NVCC) $(NVCC_FLAGS) -x cu -c $(CORE_SRC)/rasterize_triangles_cuda.cu.cc -o $(CORE_DIR)/core_cuda.o
-	$(NVCC) $(NVCC_FLAGS) -shared $(CORE_DIR)/c_api_cuda.o $(CORE_DIR)/core_cuda.o $(CORE_DIR)/core_cpu.o -o $@
+	$(NVCC) $(NVCC_FLAGS) -shared $(CORE_DIR)/c_api_cuda.o $(CORE_DIR)/core_cuda.o $(CORE_DIR)/core_cpu.o -o $@.part
+	mv $@.part $@
 
 # The CUDA core's sanitizer driver (TensorFlow-free): built here so the CUDA code compiles
 # in `make test`; on a GPU machine it runs the kernels on every edge case (run it under

@@ -96,12 +96,19 @@ class BuildOps(build_ext):
                          "-Wl,--exclude-libs,libcudart_static.a",
                          "-l:libcudart_static.a", "-lpthread", "-ldl", "-lrt"]
 
+        partial = output + ".part"
         self._run(["g++", "-shared", *HOST_FLAGS, *cuda_flags, *compile_flags,
-                   *sources, *objects, "-o", output, *link_flags, *cuda_link])
+                   *sources, *objects, "-o", partial, *link_flags, *cuda_link])
+        if self.print_commands:
+            return
+        # Renamed into place, never written over: a running process that has
+        # the old library loaded keeps it (overwriting it in place crashes it).
+        os.replace(partial, output)
         # Editable installs import from the source tree: put a copy there too.
         in_source = os.path.join(*ext.name.split(".")[:-1], os.path.basename(output))
-        if not self.print_commands and os.path.abspath(in_source) != os.path.abspath(output):
-            shutil.copyfile(output, in_source)
+        if os.path.abspath(in_source) != os.path.abspath(output):
+            shutil.copyfile(output, in_source + ".part")
+            os.replace(in_source + ".part", in_source)
 
     @staticmethod
     def _cuda_include_map(work, cuda_include):
