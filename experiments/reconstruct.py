@@ -17,13 +17,13 @@ file, not a glob). Folders and globs keep entries with a picture extension
 tried. Landmarks come from a file beside the picture when there is one
 (<stem>.pts, <stem>.txt, detections/<stem>.txt; --landmarks), else every face
 is found (--detector) and its landmarks predicted (--landmarks_model):
-MediaPipe's 468-point face mesh (mesh: `make build` fetches its model
-files), whose points the fit then follows, each at its vertex of the face
-model, or dlib's 68 points (dlib, the default for now). Defaults of the
-shared flags here: --output=out/reconstruct, --batch_size=4, --steps:
-FitSettings() as is, --landmarks_model=dlib, --detector=auto (the backend's
-own: for the mesh BlazeFace, which finds profiles, with dlib's detectors
-where it finds nothing).
+MediaPipe's 468-point face mesh (mesh, the default: `make build` fetches
+its model files), whose points the fit then follows, each at its vertex of
+the face model, or dlib's 68 points (dlib). Defaults of the shared flags
+here: --output=out/reconstruct, --batch_size=4, --landmarks_model=mesh,
+--detector=auto (the backend's own: for the mesh BlazeFace, which finds
+profiles, with dlib's detectors where it finds nothing), --steps: 140 with
+the mesh (DEFAULT_STEPS), FitSettings() as is (560) with dlib.
 
 Each picture gets a folder <output>/<stem>/ (stem = file name without its
 extension; a second picture with the same stem gets <stem>_2, ...), laid out
@@ -137,8 +137,12 @@ flags.DEFINE_bool("mirror_average", True, "Average dlib's landmarks with its lan
 
 DEFAULT_OUTPUT = "out/reconstruct"
 DEFAULT_BATCH_SIZE = 4
-# dlib until the mesh backend meets issue 14's AFLW2000-3D goal (docs/RESULTS.md).
-DEFAULT_LANDMARKS_MODEL = "dlib"
+# The mesh: on AFLW2000-3D it beats dlib's fit in every yaw bin (docs/RESULTS.md).
+DEFAULT_LANDMARKS_MODEL = "mesh"
+# Fitting steps without --steps, per backend (None: FitSettings() as is, 560).
+# The mesh's fit scores the same at 140 steps as at 560 on AFLW2000-3D, at a
+# fifth of the time (docs/PERFORMANCE.md).
+DEFAULT_STEPS = {"mesh": 140, "dlib": None}
 # The settings that shape a picture's results: a done picture is kept only
 # when they are unchanged. Each is set by the flag of the same name.
 SHAPING_SETTINGS = ("face_model", "checkpoint", "steps", "refine_steps", "detector", "landmarks",
@@ -517,7 +521,9 @@ def _run():
                    largest_face_only=FLAGS.largest_face_only,
                    mirror_average=FLAGS.mirror_average, overwrite=FLAGS.overwrite,
                    face_model=FLAGS.face_model, checkpoint=FLAGS.checkpoint)
-    settings = fit_settings(FLAGS.refine_steps if FLAGS.checkpoint else FLAGS.steps)
+    settings = fit_settings(FLAGS.refine_steps if FLAGS.checkpoint else
+                            FLAGS.steps if FLAGS.steps is not None else
+                            DEFAULT_STEPS[options["landmarks_model"]])
     if FLAGS.landmarks != "files":  # at start-up, not on a picture
         try:
             preprocess.load_detection_models(FLAGS.detector, options["landmarks_model"])

@@ -499,17 +499,18 @@ def test_unusable_checkpoints_are_one_line(network_inputs, tmp_path, case, messa
     assert not (tmp_path / "out").exists()
 
 
-def test_the_mesh_backend_reconstructs_and_is_recorded(tmp_path):
-    """--landmarks_model=mesh: BlazeFace's box, the mesh's points fitted,
-    the backend in done.json (a run with the other backend would stop)."""
+def test_the_mesh_backend_is_the_default_and_is_recorded(tmp_path):
+    """No flags: the mesh backend (BlazeFace's box, the mesh's points fitted)
+    at its 140 default steps, both in done.json (a run with the other
+    backend would stop)."""
     output = tmp_path / "out"
-    stdout = check_ok(reconstruct(f"--input={paths.data_file(ASTRONAUT)}", f"--output={output}",
-                                  STEPS, "--landmarks_model=mesh"))
+    stdout = check_ok(reconstruct(f"--input={paths.data_file(ASTRONAUT)}", f"--output={output}"))
     assert "1 reconstructed" in stdout
     stem = os.path.splitext(os.path.basename(ASTRONAUT))[0]
     record = results_record(output, stem)
     assert record["settings"]["landmarks_model"] == "mesh"
+    assert record["settings"]["steps"] == 140
     assert record["faces"][0]["mesh_points"] is True
     check_face_files(output / stem, record["faces"][0]["files"], *record["image_size"])
     check_setup_error(reconstruct(f"--input={paths.data_file(ASTRONAUT)}", f"--output={output}",
-                                  STEPS, "--landmarks_model=dlib"), "--landmarks_model=mesh when")
+                                  "--landmarks_model=dlib"), "--landmarks_model=mesh when")
