@@ -97,8 +97,10 @@ def _dataset(batch_size):
 
 
 def evaluate(dataset, encoder, identity_network, model, weights, front_only=True,
-             per_sample_gating=False, progress=True):
-    """Mean of every loss over the dataset's tuples: dict name -> float."""
+             per_sample_gating=False, progress=True, forms=None):
+    """Mean of every loss over the dataset's tuples: dict name -> float.
+    forms: mgc.losses.TermForms (None: the original's)."""
+    from mgc.losses.multi_view import TermForms
     from mgc.losses.training import training_losses, view_coefficients
     sums, count = {}, 0
     total = dataset.report.used if hasattr(dataset, "report") else None
@@ -106,7 +108,8 @@ def evaluate(dataset, encoder, identity_network, model, weights, front_only=True
         for batch in dataset:
             losses = training_losses(view_coefficients(encoder, batch), batch, model,
                                      identity_network, weights, front_only=front_only,
-                                     per_sample_gating=per_sample_gating, all_terms=True).losses
+                                     per_sample_gating=per_sample_gating, all_terms=True,
+                                     forms=forms or TermForms()).losses
             size = int(batch["flag"].shape[0])
             for name, value in losses.items():
                 sums[name] = sums.get(name, 0.0) + float(value) * size
@@ -142,7 +145,8 @@ def main(argv):
         encoder, identity_network = _networks()
         values = evaluate(dataset, encoder, identity_network, model, weights,
                           front_only=bool(FLAGS.flag_fore),
-                          per_sample_gating=FLAGS.per_sample_gating)
+                          per_sample_gating=FLAGS.per_sample_gating,
+                          forms=mgcnet_flags.term_forms())
     except SetupError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_SETUP

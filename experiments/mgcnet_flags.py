@@ -14,6 +14,7 @@ from absl import flags
 
 from mgc.facemodel import MGCNET_LAYOUT, CoefficientLayout, FaceModelError, load_face_model
 from mgc.facemodel.files import one_line
+from mgc.losses.multi_view import DEPTH_FRAMES, EPIPOLAR_FORMS, TermForms
 from mgc.losses.total import LossWeights
 
 FLAGS = flags.FLAGS
@@ -31,6 +32,13 @@ flags.DEFINE_integer("flag_fore", 1, "1: render the front sub-mesh (as the origi
 flags.DEFINE_bool("per_sample_gating", False, "Gate each sample's multi-view errors by its "
                   "own flag_sgl_mul, as the paper describes, instead of the original's executed "
                   "[B, B] broadcast (docs/DIFFERENCES.md).")
+flags.DEFINE_enum("depth_frame", "source", DEPTH_FRAMES, "Depth consistency: 'source' "
+                  "compares the warped source-camera depth with the target-camera depth, as "
+                  "the original (B5); 'target' re-expresses the source surface in the target "
+                  "camera first, so that the true poses give zero error (docs/DIFFERENCES.md).")
+flags.DEFINE_enum("epipolar", "original", EPIPOLAR_FORMS, "Epipolar term: 'original' builds "
+                  "F from R [t]x (B4); 'textbook' from [t]x R, the constraint of the relative "
+                  "pose (docs/DIFFERENCES.md).")
 for _field in dataclasses.fields(LossWeights):
     flags.DEFINE_float(_field.name, getattr(_DEFAULTS, _field.name),
                        f"Loss weight (the original's flag and default; --preset documented: "
@@ -38,7 +46,7 @@ for _field in dataclasses.fields(LossWeights):
 
 WEIGHT_FLAGS = tuple(field.name for field in dataclasses.fields(LossWeights))
 SHARED = ("dataset_dir", "dataset_name_list", "path_gpmm", "match_num", "flag_fore",
-          "per_sample_gating") + WEIGHT_FLAGS
+          "per_sample_gating", "depth_frame", "epipolar") + WEIGHT_FLAGS
 
 
 def loss_weights(preset=None):
@@ -48,6 +56,11 @@ def loss_weights(preset=None):
     chosen = {name: FLAGS[name].value for name in WEIGHT_FLAGS
               if preset != "documented" or FLAGS[name].present}
     return dataclasses.replace(base, **chosen)
+
+
+def term_forms():
+    """TermForms of --depth_frame and --epipolar."""
+    return TermForms(depth_frame=FLAGS.depth_frame, epipolar=FLAGS.epipolar)
 
 
 class FaceModelFlagError(ValueError):

@@ -296,7 +296,7 @@ class Arm:
         self.trainer = Trainer(tf.distribute.get_strategy(), self.encoder, None, model, weights,
                                batch_size, front_only=bool(FLAGS.flag_fore),
                                per_sample_gating=FLAGS.per_sample_gating,
-                               learning_rate=learning_rate)
+                               learning_rate=learning_rate, forms=mgcnet_flags.term_forms())
         self.predict = tf.function(lambda images: self.encoder(image_to_float(images)))
 
     def start(self, seed, weights):
@@ -436,7 +436,8 @@ def table(summary, settings):
               f"{settings['num_train_tuples']} training and {settings['num_heldout_tuples']} "
               f"held-out tuples (x3 views), seeds {', '.join(map(str, settings['run_seeds']))} "
               f"(mean ± sd over seeds), face model {settings['face_model']}, commit "
-              f"{settings['commit']}, {settings['minutes']:.0f} min on {os.cpu_count()} CPU "
+              f"{settings['commit']}, depth frame {settings['depth_frame']}, epipolar "
+              f"{settings['epipolar']}, {settings['minutes']:.0f} min on {os.cpu_count()} CPU "
               "cores."]
     return "\n".join(lines)
 
@@ -450,7 +451,8 @@ def _settings(model, seeds, batch_size):
                 num_heldout_tuples=FLAGS.num_heldout_tuples, run_seeds=seeds,
                 data_seed=common_flags.value_or("seed", DEFAULT_DATA_SEED),
                 face_model=os.path.basename(FLAGS.path_gpmm or DEFAULT_H5), commit=commit,
-                per_sample_gating=FLAGS.per_sample_gating, flag_fore=FLAGS.flag_fore)
+                per_sample_gating=FLAGS.per_sample_gating, flag_fore=FLAGS.flag_fore,
+                depth_frame=FLAGS.depth_frame, epipolar=FLAGS.epipolar)
 
 
 def _set_up():

@@ -216,7 +216,8 @@ def _networks(strategy, weights, model, batch_size, seed):
         trainer = Trainer(strategy, encoder, identity, model, weights, batch_size,
                           front_only=bool(FLAGS.flag_fore),
                           per_sample_gating=FLAGS.per_sample_gating,
-                          learning_rate=FLAGS.learning_rate, beta1=FLAGS.beta1)
+                          learning_rate=FLAGS.learning_rate, beta1=FLAGS.beta1,
+                          forms=mgcnet_flags.term_forms())
         step = 0
         if resume is not None:
             try:

@@ -137,6 +137,22 @@ def np_epipolar_loss(target, source, pose, camera, textbook=False):
     return np.array(out)
 
 
+def np_source_depth_in_target(warped, depth, pose, camera):
+    """Per-pixel loop: the source surface point at the warped pixel, K^-1 of
+    the projection scaled by the sampled depth, moved back to the target."""
+    out = np.zeros_like(depth)
+    for b in range(len(depth)):
+        transform = np_extrinsic(pose[b])
+        rotation, t = transform[:3, :3], transform[:3, 3]
+        for row in range(depth.shape[1]):
+            for col in range(depth.shape[2]):
+                point = depth[b, row, col, 0] * np.linalg.solve(camera, [col, row, 1.0])
+                q = camera @ (rotation @ point + t)
+                surface = warped[b, row, col, 0] * np.linalg.solve(camera, q / q[2])
+                out[b, row, col, 0] = (rotation.T @ (surface - t))[2]
+    return out
+
+
 def small_scene(seed=0, batch=2):
     rng = np.random.default_rng(seed)
     image = rng.uniform(0, 1, (batch, 8, 10, 3))
@@ -234,6 +250,34 @@ def test_epipolar_loss_against_numpy():
                                np_epipolar_loss(target, source, pose,
                                                 geometry.MGCNET_INTRINSICS.matrix()),
                                rtol=1e-9)
+
+
+def test_textbook_epipolar_loss_against_numpy():
+    rng = np.random.default_rng(6)
+    target, source = rng.uniform(0, 224, (2, 3, 68, 2))
+    pose = np.concatenate([rng.uniform(-0.3, 0.3, (3, 3)), rng.uniform(-100, 100, (3, 3))], 1)
+    camera = geometry.MGCNET_INTRINSICS.matrix()
+    textbook = epipolar_loss(target, source, pose, form="textbook").numpy()
+    np.testing.assert_allclose(textbook, np_epipolar_loss(target, source, pose, camera,
+                                                          textbook=True), rtol=1e-9)
+    assert np.all(np.abs(textbook - np_epipolar_loss(target, source, pose, camera)) > 1e-3)
+
+
+def test_source_depth_in_target_against_a_per_pixel_loop():
+    image, depth, pose = small_scene(seed=7)
+    warped = depth * np.random.default_rng(7).uniform(0.9, 1.1, depth.shape)
+    np.testing.assert_allclose(
+        multi_view.source_depth_in_target(warped, depth, pose, SMALL).numpy(),
+        np_source_depth_in_target(warped, depth, pose, K_SMALL), rtol=1e-10)
+
+
+def test_term_forms_refuse_unknown_names():
+    with pytest.raises(ValueError, match="depth_frame must be one of"):
+        multi_view.TermForms(depth_frame="camera")
+    with pytest.raises(ValueError, match="epipolar must be one of"):
+        multi_view.TermForms(epipolar="essential")
+    with pytest.raises(ValueError, match="form must be one of"):
+        multi_view.fundamental_matrix(np.zeros((1, 6)), form="rt")
 
 
 # ---------------------------------------------------------------- gating
@@ -392,6 +436,15 @@ def test_loss_gradients():
     points_t, points_s = rng.uniform(0, 224, (2, 1, 10, 2))
     pose = np.array([[0.05, -0.2, 0.1, -140.0, 90.0, 12.0]])
     assert_gradients_match(epipolar_loss, [points_t, points_s, pose])
+    assert_gradients_match(lambda a, b, p: epipolar_loss(a, b, p, form="textbook"),
+                           [points_t, points_s, pose])
+
+
+def test_source_depth_in_target_gradients():
+    _, depth, pose = small_scene(seed=12, batch=1)
+    warped = depth * np.random.default_rng(12).uniform(0.9, 1.1, depth.shape)
+    assert_gradients_match(lambda w, d, p: multi_view.source_depth_in_target(w, d, p, SMALL),
+                           [warped, depth, pose], delta=1e-4)
 
 
 def test_graph_mode_with_a_dynamic_batch_gives_the_eager_values():

@@ -97,6 +97,25 @@ def test_zero_weights_leave_terms_out(oracle, parity_model):
         training_losses(coefficients[:2], batch, parity_model, None, weights)
 
 
+def test_corrected_forms_change_only_the_depth_and_epipolar_terms(oracle, parity_model):
+    from mgc.losses import TermForms
+    batch = dict(images=_views(oracle["train_input/image_uint8"]),
+                 skins=_views(oracle["train_input/skin_uint8"]),
+                 landmarks=oracle["train_input/lm68"], flag=oracle["train_input/flag_sgl_mul"])
+    coefficients = [tf.constant(c) for c in oracle["train/coeff"]]
+    weights = LossWeights(**dict(README_WEIGHTS, gpmm_id_loss_weight=0.0))
+    original = training_losses(coefficients, batch, parity_model, None, weights).losses
+    corrected = training_losses(coefficients, batch, parity_model, None, weights,
+                                forms=TermForms(depth_frame="target", epipolar="textbook")).losses
+    for name in ("pixel_loss", "ssim_loss", "lm2d_loss", "render_loss"):
+        assert float(corrected[name]) == float(original[name]), name
+    for name in ("depth_loss", "epi_loss"):
+        assert abs(float(corrected[name]) - float(original[name])) > 1e-3 * float(original[name])
+    # The original's epipolar term is its own value (README parity), the
+    # textbook one a distance in pixels of landmarks that are not exact.
+    assert float(original["epi_loss"]) == pytest.approx(float(oracle["train/epi_loss"]), rel=1e-3)
+
+
 def _evaluate_command(oracle, checkpoint, output, *extra):
     facenet_folder = os.path.dirname(os.path.dirname(parity_inputs.facenet_checkpoint(oracle)))
     dataset = os.path.join(facenet_folder, "train_shared")

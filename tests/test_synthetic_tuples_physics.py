@@ -2,6 +2,8 @@
 their own ground truth (issue 12): the true depth and relative pose warp
 each source onto the target's face, the covisibility map leaves out what
 the source cannot see, and true correspondences lie on their epipolar lines.
+The corrected depth and epipolar terms (issue 13: TermForms(depth_frame=
+"target", epipolar="textbook")) are least at the true poses.
 """
 import numpy as np
 import pytest
@@ -10,9 +12,10 @@ from scipy import ndimage
 
 from mgc import geometry
 from mgc.data.synthetic import SyntheticTuples
-from mgc.facemodel import load_face_model
-from mgc.losses import covisibility_mask, image_to_float, inverse_warp, relative_pose
-from mgc.losses.multi_view import pose_to_matrix
+from mgc.facemodel import CoefficientLayout, load_face_model
+from mgc.losses import (covisibility_mask, depth_consistency_loss, epipolar_loss, image_to_float,
+                        inverse_warp, relative_pose, source_depth_in_target)
+from mgc.losses.multi_view import on_source_face, pose_to_matrix
 from mgc.render.face import render_face
 
 MARGIN_PIXELS = 6  # about one triangle ring of the ICT mesh in the 224 crop
@@ -107,3 +110,53 @@ def test_true_correspondences_lie_on_their_epipolar_lines(synthetic, source):
     lines = target @ fundamental.T
     distance = np.abs(np.sum(lines * seen, axis=1)) / np.hypot(lines[:, 0], lines[:, 1])
     assert distance.max() < 0.5
+
+
+def _corrected_terms(synthetic, source, yaw_degrees=0.0, identity_offset=0.0):
+    """(target-frame depth term, textbook epipolar term) of one source whose
+    yaw is moved by yaw_degrees from the truth and whose identity
+    coefficients are moved by identity_offset standard normals (seeded), the
+    target at its truth."""
+    model, tuple_, truth, renders = synthetic
+    coefficients = truth.coefficients[source:source + 1].copy()
+    sizes = CoefficientLayout.for_model(model).sizes
+    coefficients[0, sum(sizes[:3]) + 1] += np.radians(yaw_degrees)  # pose [rz, ry, ...]
+    coefficients[0, :sizes[0]] += identity_offset * np.random.default_rng(0).standard_normal(
+        sizes[0])
+    moved = render_face(coefficients, model, front_only=True, albedo=truth.albedo[np.newaxis])
+    target = renders[0]
+    pose = relative_pose(target.pose, moved.pose)
+    vertices = tf.gather(target.vertices, model.front_vertices, axis=1)
+    covisible = covisibility_mask(target.triangle_ids, moved.triangle_ids, vertices,
+                                  target.pose, model.front_triangles)
+    warped, valid = inverse_warp(tf.concat([moved.depth, moved.mask], -1), target.depth, pose)
+    in_target = source_depth_in_target(warped[..., :1], target.depth, pose)
+    depth = depth_consistency_loss(in_target, target.depth,
+                                   valid * covisible * on_source_face(warped[..., 1:]))
+    epipolar = epipolar_loss(tuple_.landmarks[:1], tuple_.landmarks[source:source + 1], pose,
+                             form="textbook")
+    return float(depth[0]), float(epipolar[0])
+
+
+@pytest.mark.parametrize("source", [1, 2])
+def test_textbook_epipolar_term_is_least_at_the_true_pose(synthetic, source):
+    at_truth = _corrected_terms(synthetic, source)[1]
+    assert at_truth < 0.01  # px; the landmarks are exact projections
+    for yaw in (-10.0, -5.0, 5.0, 10.0):
+        assert _corrected_terms(synthetic, source, yaw)[1] > at_truth + 0.1, yaw
+
+
+@pytest.mark.parametrize("source", [1, 2])
+def test_target_frame_depth_term_is_least_where_the_views_agree_on_the_shape(synthetic, source):
+    # Both depth maps are renders of the views' own predictions, so any
+    # poses with the same shape give (nearly) zero error: the corrected term
+    # measures shape agreement across views and carries no pose cue. What
+    # is left at the truth is the per-vertex covisibility reaching a few
+    # pixels past self-occlusions (mm, averaged over the image as the
+    # original does).
+    at_truth = _corrected_terms(synthetic, source)[0]
+    assert at_truth < 0.5
+    for yaw in (-10.0, -5.0, 5.0, 10.0):
+        assert _corrected_terms(synthetic, source, yaw)[0] < 1.0, yaw
+    # Another identity in the source (vertices about 6 mm apart on average).
+    assert _corrected_terms(synthetic, source, identity_offset=2.0)[0] > at_truth + 1.0

@@ -10,10 +10,12 @@ from mgc.losses.multi_view import matrix_to_pose
 from mgc.losses.multi_view import pixel_consistency_loss
 from mgc.losses.multi_view import pose_to_matrix
 from mgc.losses.multi_view import relative_pose
+from mgc.losses.multi_view import source_depth_in_target
 from mgc.losses.multi_view import ssim_loss
+from mgc.losses.multi_view import TermForms
 
 __all__ = []
-__all__ += ["covisibility_mask", "depth_consistency_loss", "epipolar_loss", "gate_multi_view", "inverse_warp", "matrix_to_pose", "pixel_consistency_loss", "pose_to_matrix", "relative_pose", "ssim_loss"]  # noqa: E501 (multi_view)
+__all__ += ["covisibility_mask", "depth_consistency_loss", "epipolar_loss", "gate_multi_view", "inverse_warp", "matrix_to_pose", "pixel_consistency_loss", "pose_to_matrix", "relative_pose", "source_depth_in_target", "ssim_loss", "TermForms"]  # noqa: E501 (multi_view)
 from mgc.losses.per_view import average_over_views
 from mgc.losses.per_view import checked_weight
 from mgc.losses.per_view import composite

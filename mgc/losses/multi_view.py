@@ -11,6 +11,14 @@ the training step uses them:
                          per-sample errors [B]
     gate_multi_view      flag_sgl_mul gating and the sum over sources (B3)
 
+The depth and epipolar terms come in two forms (TermForms): the original's,
+the default (B5: the warped source-camera depth against the target-camera
+depth; B4: F from R [t]x), and the geometrically consistent one
+(depth_frame="target": the sampled source surface re-expressed in the target
+camera, source_depth_in_target, where the sample is wholly on the source's
+face, on_source_face; epipolar="textbook": F from [t]x R), each least at the
+true poses (docs/DIFFERENCES.md).
+
 Conventions: images are top-down [B, H, W, C] (row 0 = top); poses are
 mgc.geometry.pose's [rz, ry, rx, tx, ty, tz] with R = Rx Ry Rz and
 X_cam = R X + t; pixels follow OpenCV (x right, y down, integer = centre).
@@ -18,6 +26,8 @@ The warp's pixel grid is integer while renders sample at +0.5 (B6), as in
 the original. Functions keep their input's float dtype (float32 or float64)
 except covisibility_mask, which renders in float32.
 """
+import dataclasses
+
 import numpy as np
 import tensorflow as tf
 
@@ -33,6 +43,38 @@ LINE_EPS = 1e-6  # on the epipolar line norm
 FLAG_EPS = 1e-6  # on the flag sum of the flag-normalised gate
 GIMBAL_EPS = 1e-6  # cos(ry) below which the Euler extraction sets rx = 0
 SSIM_C1, SSIM_C2 = 0.01 ** 2, 0.03 ** 2
+# Floor on the source-camera z of a target point when the source depth is
+# re-expressed in the target frame, mm: only background pixels (target depth
+# 0, masked out) get near it; a face is thousands of mm away.
+SOURCE_Z_FLOOR = 1.0
+# A bilinear sample of four mask values of 1 is 1 up to float rounding.
+WHOLE_SAMPLE_TOLERANCE = 1e-3
+
+DEPTH_FRAMES = ("source", "target")
+EPIPOLAR_FORMS = ("original", "textbook")
+
+
+@dataclasses.dataclass(frozen=True)
+class TermForms:
+    """Which form of the depth and epipolar terms to compute.
+
+    depth_frame: "source" (the original's, B5) compares the warped
+      source-camera depth with the target-camera depth; "target" first
+      re-expresses the sampled source surface in the target camera
+      (source_depth_in_target) and compares only where the sample lies
+      wholly on the source's face (on_source_face), so that the true poses
+      give the least error.
+    epipolar: "original" (B4) builds F from R [t]x; "textbook" from [t]x R,
+      the epipolar constraint of X_source = R X_target + t.
+    """
+    depth_frame: str = "source"
+    epipolar: str = "original"
+
+    def __post_init__(self):
+        if self.depth_frame not in DEPTH_FRAMES:
+            raise ValueError(f"depth_frame must be one of {DEPTH_FRAMES}, got {self.depth_frame!r}")
+        if self.epipolar not in EPIPOLAR_FORMS:
+            raise ValueError(f"epipolar must be one of {EPIPOLAR_FORMS}, got {self.epipolar!r}")
 
 # name -> (flag offset, mode) of combine_flag_sgl_mul_loss's four calls.
 GATES = {
@@ -435,8 +477,9 @@ def ssim_loss(warped, target_image, valid):
 
 def depth_consistency_loss(warped_depth, target_depth, valid):
     """L_depth per sample (§5.5.7, decoder_align_depthMap and
-    compute_depthmap_l1_loss), source-frame depth against target-frame depth
-    as the original (B5).
+    compute_depthmap_l1_loss). Given inverse_warp's depth, source-frame depth
+    against target-frame depth as the original (B5); given
+    source_depth_in_target's, both in the target frame.
 
     rho = mean_W(D_0) / (mean_W(D~) + 1e-6) with mean_W(x) = sum(x W) /
     (sum W + 1); loss_b = mean over all H W pixels of |rho D~ - D_0| W W.
@@ -461,6 +504,60 @@ def depth_consistency_loss(warped_depth, target_depth, valid):
     return tf.reduce_mean(error, axis=[1, 2, 3])
 
 
+def source_depth_in_target(warped_depth, target_depth, relative_pose,
+                           intrinsics=geometry.MGCNET_INTRINSICS):
+    """The warped source depth as target-camera z (depth_frame="target").
+
+    Target pixel p with depth D_0 is X = D_0 K^-1 p, seen by the source at
+    z_s = (R X + t)_z; the source depth D~ sampled there belongs to the
+    source-camera point P = D~ (R X + t) / z_s, which in the target camera is
+    R^T (P - t), of z = (D~ / z_s)(D_0 + c) - c with c = (R^T t)_z. At the
+    true poses and depths this equals D_0 wherever the views see the same
+    surface; the original compares D~ itself with D_0 (B5).
+
+    Args:
+      warped_depth: [B, H, W, 1] (or [B, H, W]) D~, from inverse_warp.
+      target_depth: the same shape, D_0 (0 on background).
+      relative_pose: [B, 6] target -> source, the pose the warp used.
+      intrinsics: mgc.geometry.Intrinsics (K) of the warp's integer grid.
+
+    Returns:
+      [B, H, W, 1] target-camera z, mm. Differentiable.
+    """
+    warped = _single_channel(warped_depth, "warped_depth")
+    target = _single_channel(target_depth, "target_depth")
+    pose = _pose(relative_pose, "relative_pose")
+    warped, target, pose = _same_dtype(warped, target, pose)
+    _, camera_inverse = _intrinsic_matrices(intrinsics, warped.dtype)
+    height, width = tf.shape(target)[1], tf.shape(target)[2]
+    xs, ys = tf.meshgrid(tf.range(width), tf.range(height))
+    pixels = tf.cast(tf.stack([xs, ys, tf.ones_like(xs)], axis=-1), warped.dtype)
+    rays = tf.linalg.matvec(camera_inverse, pixels)  # [H, W, 3], z = 1
+    matrix = pose_to_matrix(pose)
+    rotation, translation = matrix[:, :3, :3], matrix[:, :3, 3]
+    bottom_row = rotation[:, 2, tf.newaxis, tf.newaxis, :]  # [B, 1, 1, 3]
+    source_z = target * tf.reduce_sum(rays * bottom_row, -1, keepdims=True) \
+        + translation[:, 2, tf.newaxis, tf.newaxis, tf.newaxis]
+    offset = tf.reduce_sum(rotation[:, :, 2] * translation, -1)[:, tf.newaxis, tf.newaxis,
+                                                                 tf.newaxis]
+    return warped / tf.maximum(source_z, SOURCE_Z_FLOOR) * (target + offset) - offset
+
+
+def on_source_face(warped_source_mask):
+    """[B, H, W, 1] 1 where a warp's bilinear sample lies wholly on the
+    source's face (its four source pixels in the render mask), else 0.
+    depth_frame="target" compares depths only there: a sample across the
+    silhouette mixes in the background's depth 0 and is off by metres. No
+    gradient.
+
+    Args:
+      warped_source_mask: the source render's mask [B, Hs, Ws, 1] warped by
+        inverse_warp (sampled with the same relative pose as the depth).
+    """
+    mask = _image(warped_source_mask, "warped_source_mask", 1)
+    return tf.stop_gradient(tf.cast(mask > 1.0 - WHOLE_SAMPLE_TOLERANCE, mask.dtype))
+
+
 def _cross_product_matrix(vector):
     """[B, 3] -> [B, 3, 3] [v]x."""
     a, b, c = tf.unstack(vector, axis=-1)
@@ -469,19 +566,24 @@ def _cross_product_matrix(vector):
                      tf.stack([-b, a, zero], -1)], axis=-2)
 
 
-def fundamental_matrix(relative_pose, intrinsics=geometry.MGCNET_INTRINSICS):
-    """[B, 3, 3] F = K^-T (R [t]x) K^-1 of relative poses [B, 6] (the
-    original's fundamental_matrix_from_rt: R [t]x, not [t]x R, B4)."""
+def fundamental_matrix(relative_pose, intrinsics=geometry.MGCNET_INTRINSICS, form="original"):
+    """[B, 3, 3] F = K^-T E K^-1 of relative poses [B, 6]: with
+    form="original" E = R [t]x (the original's fundamental_matrix_from_rt,
+    B4), with "textbook" E = [t]x R."""
+    if form not in EPIPOLAR_FORMS:
+        raise ValueError(f"form must be one of {EPIPOLAR_FORMS}, got {form!r}")
     pose = _pose(relative_pose, "relative_pose")
     matrix = pose_to_matrix(pose)
-    essential = tf.linalg.matmul(matrix[:, :3, :3], _cross_product_matrix(matrix[:, :3, 3]))
+    rotation, cross = matrix[:, :3, :3], _cross_product_matrix(matrix[:, :3, 3])
+    essential = (tf.linalg.matmul(rotation, cross) if form == "original"
+                 else tf.linalg.matmul(cross, rotation))
     _, camera_inverse = _intrinsic_matrices(intrinsics, pose.dtype)
     return tf.linalg.matmul(tf.linalg.matmul(camera_inverse, essential, transpose_a=True),
                             camera_inverse)
 
 
 def epipolar_loss(target_landmarks, source_landmarks, relative_pose,
-                  intrinsics=geometry.MGCNET_INTRINSICS):
+                  intrinsics=geometry.MGCNET_INTRINSICS, form="original"):
     """L_epi per sample (§5.5.8, compute_match_loss): mean over the points of
     the distance of source point p' to the epipolar line l = F p of target
     point p, |l . p'| / (sqrt(l_a^2 + l_b^2) + 1e-6), in pixels.
@@ -491,6 +593,7 @@ def epipolar_loss(target_landmarks, source_landmarks, relative_pose,
         (x right, y down, integer = centre).
       relative_pose: [B, 6] target -> source.
       intrinsics: mgc.geometry.Intrinsics (K).
+      form: "original" (B4) or "textbook", as fundamental_matrix.
 
     Returns:
       [B].
@@ -502,7 +605,7 @@ def epipolar_loss(target_landmarks, source_landmarks, relative_pose,
     pose = _pose(relative_pose, "relative_pose")
     target, source, pose = _same_dtype(target, source, pose)
     homogeneous = lambda points: tf.concat([points, tf.ones_like(points[..., :1])], -1)  # noqa: E731
-    lines = tf.linalg.matmul(homogeneous(target), fundamental_matrix(pose, intrinsics),
+    lines = tf.linalg.matmul(homogeneous(target), fundamental_matrix(pose, intrinsics, form),
                              transpose_b=True)  # [B, N, 3], l = F p
     distance = tf.abs(tf.reduce_sum(lines * homogeneous(source), axis=-1))
     distance /= tf.sqrt(lines[..., 0] ** 2 + lines[..., 1] ** 2) + LINE_EPS

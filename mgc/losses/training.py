@@ -110,7 +110,7 @@ def _per_view_terms(coefficients, renders, images, skins, landmarks, identity_ne
 
 
 def _multi_view_terms(renders, images, landmarks, flags, model, front_only, needed,
-                      per_sample_gating):
+                      per_sample_gating, forms):
     """The four gated multi-view terms and their tensors (target 0, sources 1, 2)."""
     target = renders[0]
     # The mesh the renders' triangle ids index.
@@ -125,10 +125,12 @@ def _multi_view_terms(renders, images, landmarks, flags, model, front_only, need
         pose = multi_view.relative_pose(target.pose, source.pose)
         covisible = multi_view.covisibility_mask(target.triangle_ids, source.triangle_ids,
                                                  mesh_vertices, target.pose, mesh_triangles)
-        # Image and depth of the source sampled together (channels are independent).
-        warped, valid = multi_view.inverse_warp(
-            tf.concat([images[source_view], source.depth], axis=-1), target.depth, pose)
-        warped_image, warped_depth = warped[..., :3], warped[..., 3:]
+        # Image, depth (and mask) of the source sampled together (channels
+        # are independent).
+        consistent_depth = "depth_loss" in needed and forms.depth_frame == "target"
+        channels = [images[source_view], source.depth] + ([source.mask] if consistent_depth else [])
+        warped, valid = multi_view.inverse_warp(tf.concat(channels, axis=-1), target.depth, pose)
+        warped_image, warped_depth = warped[..., :3], warped[..., 3:4]
         mask = valid * covisible
         if "pixel_loss" in needed:
             errors["pixel_loss"].append(multi_view.pixel_consistency_loss(
@@ -136,11 +138,15 @@ def _multi_view_terms(renders, images, landmarks, flags, model, front_only, need
         if "ssim_loss" in needed:
             errors["ssim_loss"].append(multi_view.ssim_loss(warped_image, images[0], mask))
         if "depth_loss" in needed:
+            depth_mask = mask
+            if consistent_depth:
+                warped_depth = multi_view.source_depth_in_target(warped_depth, target.depth, pose)
+                depth_mask = mask * multi_view.on_source_face(warped[..., 4:])
             errors["depth_loss"].append(multi_view.depth_consistency_loss(
-                warped_depth, target.depth, mask))
+                warped_depth, target.depth, depth_mask))
         if "epi_loss" in needed:
             errors["epi_loss"].append(multi_view.epipolar_loss(
-                landmarks[0], landmarks[source_view], pose))
+                landmarks[0], landmarks[source_view], pose, form=forms.epipolar))
         tensors["rel_pose"].append(pose)
         tensors["covisibility"].append(covisible)
         tensors["viewsyn_image"].append(warped_image)
@@ -150,7 +156,8 @@ def _multi_view_terms(renders, images, landmarks, flags, model, front_only, need
 
 
 def training_losses(coefficients, batch, model, identity_network=None, weights=LossWeights(),
-                    front_only=True, per_sample_gating=False, all_terms=False):
+                    front_only=True, per_sample_gating=False, all_terms=False,
+                    forms=multi_view.TermForms()):
     """Every loss of the original's training step for one batch.
 
     Args:
@@ -168,6 +175,8 @@ def training_losses(coefficients, batch, model, identity_network=None, weights=L
         original's executed [B, B] broadcast (multi_view.gate_multi_view).
       all_terms: compute all nine terms, also those whose weight is 0
         (evaluation); otherwise only the weighted ones, as the original.
+      forms: multi_view.TermForms, the depth and epipolar terms' forms (the
+        default is the original's).
 
     Returns:
       TrainingOutputs: losses, a dict of the computed terms of LOSS_NAMES
@@ -186,7 +195,8 @@ def training_losses(coefficients, batch, model, identity_network=None, weights=L
                                      identity_network, weights, needed)
     if needed & set(multi_view.GATES):
         gated, multi_tensors = _multi_view_terms(renders, images, landmarks, batch["flag"],
-                                                 model, front_only, needed, per_sample_gating)
+                                                 model, front_only, needed, per_sample_gating,
+                                                 forms)
         terms.update(gated)
         tensors.update(multi_tensors)
     losses = dict(terms, **total_loss(terms, weights))

@@ -30,6 +30,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from mgc.losses.multi_view import TermForms
 from mgc.losses.training import training_losses, view_coefficients
 
 SUM_TERMS = ("reg_shape_loss", "reg_color_loss")  # sums over the batch in the original
@@ -76,7 +77,7 @@ class Trainer(tf.Module):
 
     def __init__(self, strategy, encoder, identity_network, model, weights, global_batch_size,
                  front_only=True, per_sample_gating=False, learning_rate=1e-4, beta1=0.9,
-                 beta2=0.999, epsilon=1e-8):
+                 beta2=0.999, epsilon=1e-8, forms=TermForms()):
         super().__init__(name="trainer")
         self.strategy = strategy
         self.encoder = encoder
@@ -86,6 +87,7 @@ class Trainer(tf.Module):
         self.global_batch_size = int(global_batch_size)
         self.front_only = bool(front_only)
         self.per_sample_gating = bool(per_sample_gating)
+        self.forms = forms
         self.hyper = dict(lr=float(learning_rate), beta1=float(beta1), beta2=float(beta2),
                           epsilon=float(epsilon))
         self.names = sorted(encoder.variables_by_name)
@@ -156,7 +158,8 @@ class Trainer(tf.Module):
             safe = [tf.where(finite, c, tf.zeros_like(c)) for c in coefficients]
             outputs = training_losses(safe, batch, self.model, self.identity_network,
                                       self.weights, front_only=self.front_only,
-                                      per_sample_gating=self.per_sample_gating)
+                                      per_sample_gating=self.per_sample_gating,
+                                      forms=self.forms)
             losses = {name: tf.where(finite, value, float("nan"))
                       for name, value in outputs.losses.items()}
             parts = {name: self._share(name, value, share, losses)
