@@ -95,6 +95,9 @@ flags.DEFINE_list("run_seeds", ["1", "2", "3"], "Seeds of the initialisation and
 flags.DEFINE_integer("num_train_tuples", 96, "Synthetic tuples to train on.", lower_bound=1)
 flags.DEFINE_integer("num_heldout_tuples", 32, "Held-out synthetic tuples to score.",
                      lower_bound=1)
+flags.DEFINE_integer("heldout_start", None, "Index of the first held-out tuple (default "
+                     "--num_train_tuples); a later start scores a validation set, e.g. 128 "
+                     "with --num_heldout_tuples=16, on which settings are chosen.")
 flags.DEFINE_float("claim_learning_rate", 1e-5, "Adam's learning rate of both arms' "
                    "training (after the warm-up).", lower_bound=0.0)
 flags.DEFINE_integer("warm_up_steps", 2000, "Steps of the shared pose-supervised warm-up "
@@ -448,11 +451,16 @@ def _settings(model, seeds, batch_size):
     return dict(backbone=FLAGS.backbone, train_steps=FLAGS.train_steps, batch_size=batch_size,
                 learning_rate=FLAGS.claim_learning_rate, warm_up_steps=FLAGS.warm_up_steps,
                 warm_up_learning_rate=FLAGS.warm_up_learning_rate, num_train_tuples=FLAGS.num_train_tuples,
-                num_heldout_tuples=FLAGS.num_heldout_tuples, run_seeds=seeds,
+                num_heldout_tuples=FLAGS.num_heldout_tuples, heldout_start=_heldout_start(),
+                run_seeds=seeds,
                 data_seed=common_flags.value_or("seed", DEFAULT_DATA_SEED),
                 face_model=os.path.basename(FLAGS.path_gpmm or DEFAULT_H5), commit=commit,
                 per_sample_gating=FLAGS.per_sample_gating, flag_fore=FLAGS.flag_fore,
                 depth_frame=FLAGS.depth_frame, epipolar=FLAGS.epipolar)
+
+
+def _heldout_start():
+    return FLAGS.num_train_tuples if FLAGS.heldout_start is None else FLAGS.heldout_start
 
 
 def _set_up():
@@ -467,6 +475,9 @@ def _set_up():
         raise SetupError(f"--run_seeds={','.join(FLAGS.run_seeds)}: integers expected") from None
     if not seeds:
         raise SetupError("--run_seeds is empty")
+    if _heldout_start() < FLAGS.num_train_tuples:
+        raise SetupError(f"--heldout_start={FLAGS.heldout_start} would score training tuples "
+                         f"(0-{FLAGS.num_train_tuples - 1})")
     weights = mgcnet_flags.loss_weights("documented")
     if not FLAGS["gpmm_id_loss_weight"].present:
         weights = dataclasses.replace(weights, gpmm_id_loss_weight=0.0)
@@ -500,7 +511,7 @@ def run():
     try:
         train, train_truths = make_tuples(model, FLAGS.num_train_tuples, 0, data_seed,
                                           FLAGS.data_root)
-        heldout, truths = make_tuples(model, FLAGS.num_heldout_tuples, FLAGS.num_train_tuples,
+        heldout, truths = make_tuples(model, FLAGS.num_heldout_tuples, _heldout_start(),
                                       data_seed, FLAGS.data_root)
     except SyntheticSetupError as error:
         raise SetupError(one_line(error)) from None

@@ -110,16 +110,26 @@ def test_identity_term_is_refused_with_one_line(tmp_path):
     assert not os.path.exists(tmp_path / "x.json")
 
 
+def test_heldout_tuples_overlapping_the_training_set_are_refused(tmp_path):
+    done = _run(["--num_train_tuples=8", "--heldout_start=4", f"--output={tmp_path / 'x.json'}"])
+    assert done.returncode == 2, done.stderr[-2000:]
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--heldout_start=4" in errors[0], done.stderr[-2000:]
+
+
 def test_tiny_comparison_end_to_end(oracle, tmp_path):
     from experiments.multi_view_claim import ARMS, METRICS
     h5 = parity_inputs.synthetic_h5(oracle)
     output = tmp_path / "claim.json"
     done = _run([f"--path_gpmm={h5}", f"--output={output}", "--train_steps=2",
                  "--run_seeds=1,1", "--num_train_tuples=2", "--num_heldout_tuples=1",
-                 "--batch_size=1", "--warm_up_steps=2"])
+                 "--batch_size=1", "--warm_up_steps=2", "--depth_frame=target",
+                 "--heldout_start=5"])
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(output.read_text())
     settings = result["settings"]
+    assert settings["depth_frame"] == "target" and settings["epipolar"] == "original"
+    assert settings["heldout_start"] == 5
     assert settings["train_steps"] == 2 and settings["run_seeds"] == [1, 1]
     assert settings["warm_up_steps"] == 2
     assert settings["weights"]["without"]["MULTIVIEW_weight"] == 0.0
