@@ -330,6 +330,13 @@ def _intrinsic_matrices(intrinsics, dtype):
     return tf.constant(matrix, dtype), tf.constant(np.linalg.inv(matrix), dtype)
 
 
+def _pixel_rays(height, width, camera_inverse):
+    """[H, W, 3] K^-1 [x, y, 1] of the integer pixel grid (z = 1)."""
+    xs, ys = tf.meshgrid(tf.range(width), tf.range(height))
+    pixels = tf.cast(tf.stack([xs, ys, tf.ones_like(xs)], axis=-1), camera_inverse.dtype)
+    return tf.linalg.matvec(camera_inverse, pixels)
+
+
 def bilinear_sample(image, x, y):
     """The original's bilinear_sampler (SfMLearner).
 
@@ -396,9 +403,7 @@ def inverse_warp(source_image, target_depth, relative_pose, intrinsics=geometry.
     camera, camera_inverse = _intrinsic_matrices(intrinsics, dtype)
     batch, height, width = tf.shape(depth)[0], tf.shape(depth)[1], tf.shape(depth)[2]
 
-    xs, ys = tf.meshgrid(tf.range(width), tf.range(height))
-    pixels = tf.cast(tf.stack([xs, ys, tf.ones_like(xs)], axis=-1), dtype)  # [H, W, 3]
-    rays = tf.reshape(tf.linalg.matvec(camera_inverse, pixels), [1, -1, 3])
+    rays = tf.reshape(_pixel_rays(height, width, camera_inverse), [1, -1, 3])
     points = tf.reshape(depth, [batch, -1, 1]) * rays  # target camera, [B, HW, 3]
 
     projection = tf.linalg.matmul(camera, pose_to_matrix(pose)[:, :3, :])  # [B, 3, 4]
@@ -529,10 +534,7 @@ def source_depth_in_target(warped_depth, target_depth, relative_pose,
     pose = _pose(relative_pose, "relative_pose")
     warped, target, pose = _same_dtype(warped, target, pose)
     _, camera_inverse = _intrinsic_matrices(intrinsics, warped.dtype)
-    height, width = tf.shape(target)[1], tf.shape(target)[2]
-    xs, ys = tf.meshgrid(tf.range(width), tf.range(height))
-    pixels = tf.cast(tf.stack([xs, ys, tf.ones_like(xs)], axis=-1), warped.dtype)
-    rays = tf.linalg.matvec(camera_inverse, pixels)  # [H, W, 3], z = 1
+    rays = _pixel_rays(tf.shape(target)[1], tf.shape(target)[2], camera_inverse)
     matrix = pose_to_matrix(pose)
     rotation, translation = matrix[:, :3, :3], matrix[:, :3, 3]
     bottom_row = rotation[:, 2, tf.newaxis, tf.newaxis, :]  # [B, 1, 1, 3]
