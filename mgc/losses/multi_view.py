@@ -16,8 +16,9 @@ the default (B5: the warped source-camera depth against the target-camera
 depth; B4: F from R [t]x), and the geometrically consistent one
 (depth_frame="target": the sampled source surface re-expressed in the target
 camera, source_depth_in_target, where the sample is wholly on the source's
-face, on_source_face; epipolar="textbook": F from [t]x R), each least at the
-true poses (docs/DIFFERENCES.md).
+face, on_source_face; epipolar="textbook": F from [t]x R): the first is
+(nearly) zero where the views agree on the shape, the second least at the true
+pose (docs/DIFFERENCES.md).
 
 Conventions: images are top-down [B, H, W, C] (row 0 = top); poses are
 mgc.geometry.pose's [rz, ry, rx, tx, ty, tz] with R = Rx Ry Rz and
@@ -62,8 +63,10 @@ class TermForms:
       source-camera depth with the target-camera depth; "target" first
       re-expresses the sampled source surface in the target camera
       (source_depth_in_target) and compares only where the sample lies
-      wholly on the source's face (on_source_face), so that the true poses
-      give the least error.
+      wholly on the source's face (on_source_face), so that views that agree
+      on the shape give (nearly) zero error, whatever their poses: both
+      depth maps are renders of the predictions, so this form is a
+      shape-agreement term with no pose cue.
     epipolar: "original" (B4) builds F from R [t]x; "textbook" from [t]x R,
       the epipolar constraint of X_source = R X_target + t.
     """
