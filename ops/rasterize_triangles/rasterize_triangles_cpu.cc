@@ -574,15 +574,20 @@ int64_t GradientOfPixels(const RasterizeGradArgs& args, int64_t image, int64_t b
       if (id >= 0) {
 #if MGC_RASTERIZE_SSE2
         // The triangles and vertices of pixels ahead, read at random: their
-        // cache lines fetched early (ids past `end` are in the image).
+        // cache lines fetched early (ids past `end` are in the image, but
+        // not yet checked: the near one is bounded before it is read).
         const int32_t far = args.triangle_ids[std::min(pixel + kPrefetchFar, image_end - 1)];
-        if (far >= 0) _mm_prefetch(reinterpret_cast<const char*>(args.triangles + 3 * int64_t{far}), _MM_HINT_T0);
+        if (far >= 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(args.triangles + 3 * int64_t{far}),
+                       _MM_HINT_T0);
+        }
         const int32_t near = args.triangle_ids[std::min(pixel + kPrefetchNear, image_end - 1)];
-        if (near >= 0) {
+        if (static_cast<uint32_t>(near) < limit) {
           const int32_t* corners = args.triangles + 3 * int64_t{near};
           for (int c = 0; c < 3; ++c) {
-            _mm_prefetch(reinterpret_cast<const char*>(vertices + 4 * int64_t{corners[c]}), _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(d_vertices + 4 * int64_t{corners[c]}), _MM_HINT_T0);
+            const int64_t corner = corners[c];
+            _mm_prefetch(reinterpret_cast<const char*>(vertices + 4 * corner), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(d_vertices + 4 * corner), _MM_HINT_T0);
           }
         }
 #endif
