@@ -19,7 +19,9 @@
 // and, for covered pixels only, adds the pixel's share u lambda^T to a 3x3
 // sum of its triangle (rasterize_math.h); the sums live in a small table
 // keyed by triangle id (TriangleSums), so a triangle's setup and the
-// scattered adds into its vertices happen about once per triangle. Units of
+// scattered adds into its vertices happen about once per triangle; the ids
+// ahead are read to prefetch the triangles and vertices that random reads
+// would otherwise wait for. Units of
 // one image write separate buffers that a parallel pass over the vertices
 // adds up in a fixed order.
 #include <algorithm>
@@ -42,6 +44,11 @@ namespace mgc {
 namespace {
 
 constexpr int64_t kVerticesPerChunk = 4096;
+// The gradient prefetches the triangle of the pixel kPrefetchFar ahead and
+// the vertices of the one kPrefetchNear ahead (whose triangle it fetched
+// earlier).
+constexpr int64_t kPrefetchFar = 16;
+constexpr int64_t kPrefetchNear = 6;
 constexpr int kComponent[3] = {kX, kY, kW};
 
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -548,6 +555,7 @@ int64_t GradientOfPixels(const RasterizeGradArgs& args, int64_t image, int64_t b
   // vectorises; as unsigned, id + 1 is in [0, T] exactly for ids in
   // [-1, T)), then read again while still in the cache.
   constexpr int64_t kPixelsPerChunk = 4096;
+  const int64_t image_end = (image + 1) * shape.PixelsPerImage();
   const uint32_t limit = static_cast<uint32_t>(shape.num_triangles);
   for (int64_t first = begin; first < end; first += kPixelsPerChunk) {
     const int64_t last = std::min(end, first + kPixelsPerChunk);
@@ -564,6 +572,25 @@ int64_t GradientOfPixels(const RasterizeGradArgs& args, int64_t image, int64_t b
     for (int64_t pixel = first; pixel < last; ++pixel) {
       const int32_t id = args.triangle_ids[pixel];
       if (id >= 0) {
+#if MGC_RASTERIZE_SSE2
+        // The triangles and vertices of pixels ahead, read at random: their
+        // cache lines fetched early (ids past `end` are in the image, but
+        // not yet checked: the near one is bounded before it is read).
+        const int32_t far = args.triangle_ids[std::min(pixel + kPrefetchFar, image_end - 1)];
+        if (far >= 0) {
+          _mm_prefetch(reinterpret_cast<const char*>(args.triangles + 3 * int64_t{far}),
+                       _MM_HINT_T0);
+        }
+        const int32_t near = args.triangle_ids[std::min(pixel + kPrefetchNear, image_end - 1)];
+        if (static_cast<uint32_t>(near) < limit) {
+          const int32_t* corners = args.triangles + 3 * int64_t{near};
+          for (int c = 0; c < 3; ++c) {
+            const int64_t corner = corners[c];
+            _mm_prefetch(reinterpret_cast<const char*>(vertices + 4 * corner), _MM_HINT_T0);
+            _mm_prefetch(reinterpret_cast<const char*>(d_vertices + 4 * corner), _MM_HINT_T0);
+          }
+        }
+#endif
         sums->AddPixel(id, args.barycentrics + 3 * pixel, args.d_barycentrics + 3 * pixel);
       }
     }
