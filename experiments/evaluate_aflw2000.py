@@ -39,6 +39,7 @@ from experiments import common_flags, doc_blocks
 from mgc import paths
 from mgc import preprocess
 from mgc.eval import aflw2000
+from mgc.export import results
 from mgc.facemodel import load_face_model
 from mgc.fitting import FitSettings, fit_faces
 from mgc.preprocess import pipeline
@@ -104,15 +105,22 @@ def fit_batch(faces, model, settings):
     """Fitted model points [B, 68, 2] in picture pixels (its fixed vertices in
     the BFM09 keypoints' convention, FitResult.keypoints_2d, as reconstruct
     writes them to <stem>_lm68.txt), fitted to the mesh's points where the
-    faces have them."""
-    crops = np.stack([face.crop for face in faces])
-    targets = np.stack([face.crop_landmarks68 for face in faces])
-    mesh = None
-    if faces[0].crop_mesh_points is not None:
-        mesh = np.stack([face.crop_mesh_points for face in faces])
-    result = fit_faces(crops, targets, model, settings, mesh_points=mesh)
-    return [preprocess.transform_points(points, preprocess.invert(face.crop_matrix))
-            for points, face in zip(result.keypoints_2d, faces)]
+    faces have them; faces with 68 or 5 targets, with or without mesh points,
+    are fitted in separate batches, as reconstruct does."""
+    groups = {}
+    for index, face in enumerate(faces):
+        kind = (len(results.fit_target_landmarks(face)), face.crop_mesh_points is not None)
+        groups.setdefault(kind, []).append(index)
+    fitted = [None] * len(faces)
+    for (_, has_mesh), indices in groups.items():
+        group = [faces[i] for i in indices]
+        crops = np.stack([face.crop for face in group])
+        targets = np.stack([results.fit_target_landmarks(face) for face in group])
+        mesh = np.stack([face.crop_mesh_points for face in group]) if has_mesh else None
+        result = fit_faces(crops, targets, model, settings, mesh_points=mesh)
+        for i, points, face in zip(indices, result.keypoints_2d, group):
+            fitted[i] = preprocess.transform_points(points, preprocess.invert(face.crop_matrix))
+    return fitted
 
 
 FITTED_METHOD = {"mesh": aflw2000.METHOD_FITTED_MESH, "dlib": aflw2000.METHOD_FITTED}
@@ -130,9 +138,10 @@ def predict_chunk(names, image_dir, model, settings, boxes, backends, progress):
             face = find_face(image, FLAGS.detector, box, backend, predictors[backend])
             if face is None:
                 continue
-            prediction.boxes[backend] = face.box.detector
+            prediction.boxes[backend] = face.box.detector + ("+keypoints" if face.mesh_failure
+                                                             else "")
             if backend == "mesh":
-                prediction.points[aflw2000.METHOD_MESH] = face.landmarks68
+                prediction.points[aflw2000.METHOD_MESH] = face.raw_landmarks68
             else:
                 prediction.points[aflw2000.METHOD_DLIB] = face.raw_landmarks68
                 prediction.points[aflw2000.METHOD_DLIB_MIRRORED] = face.landmarks68

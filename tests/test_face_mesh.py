@@ -52,12 +52,80 @@ def test_first_crop_turns_with_the_eyes_unless_they_nearly_meet():
     assert face_mesh._box_roi(profile)[2] == 0.0
 
 
-def test_mirrored_box_swaps_and_mirrors_its_eyes():
-    box = FaceBox(10, 20, 50, 60, 0.9, "blazeface", eyes=((20.0, 30.0), (40.0, 31.0)))
+def test_mirrored_box_swaps_and_mirrors_its_keypoints():
+    box = FaceBox(10, 20, 50, 60, 0.9, "blazeface", eyes=((20.0, 30.0), (40.0, 31.0)),
+                  nose_tip=(31.0, 40.0), mouth_centre=(30.0, 50.0))
     mirrored = box.mirrored(100)
     assert (mirrored.left, mirrored.right) == (50, 90)
     assert mirrored.eyes == ((59.0, 31.0), (79.0, 30.0))
-    assert box.scaled(2.0).eyes == ((40.0, 60.0), (80.0, 62.0))
+    assert (mirrored.nose_tip, mirrored.mouth_centre) == ((68.0, 40.0), (69.0, 50.0))
+    scaled = box.scaled(2.0)
+    assert scaled.eyes == ((40.0, 60.0), (80.0, 62.0))
+    assert (scaled.nose_tip, scaled.mouth_centre) == ((62.0, 80.0), (60.0, 100.0))
+    plain = FaceBox(10, 20, 50, 60, 0.9, "hog")
+    assert plain.mirrored(100).nose_tip is None and plain.scaled(2.0).mouth_centre is None
+
+
+# A frontal face 100 pixels wide: BlazeFace's right eye, left eye, nose tip and
+# mouth centre, and a mesh answer whose points put them exactly there.
+_KEYPOINTS = np.array([[35.0, 40.0], [65.0, 40.0], [50.0, 58.0], [50.0, 75.0]])
+
+
+def _keypoint_box(shift=(0.0, 0.0)):
+    k = _KEYPOINTS + np.asarray(shift)
+    return FaceBox(0, 0, 100, 100, 0.9, "blazeface", eyes=(tuple(k[0]), tuple(k[1])),
+                   nose_tip=tuple(k[2]), mouth_centre=tuple(k[3]))
+
+
+def _mesh_answer(score):
+    lm = np.full((68, 2), 50.0)
+    lm[36:42], lm[42:48], lm[30] = _KEYPOINTS[0], _KEYPOINTS[1], _KEYPOINTS[2]
+    lm[62] = lm[66] = _KEYPOINTS[3]
+    points = np.zeros((face_mesh.MESH_POINTS, 3), np.float32)
+    points[face_mesh.mesh_68(), :2] = lm
+    return face_mesh.MeshAnswer(points=points, score=score)
+
+
+def test_mesh_keypoints_are_read_where_blazeface_marks_them():
+    np.testing.assert_allclose(face_mesh.mesh_keypoints(_mesh_answer(0.9).points), _KEYPOINTS)
+    assert face_mesh.keypoint_disagreement(_mesh_answer(0.9).points, _keypoint_box()) == 0.0
+    moved = face_mesh.keypoint_disagreement(_mesh_answer(0.9).points, _keypoint_box((6, 8)))
+    assert moved == pytest.approx(0.1)  # 10 pixels of a 100-pixel box
+    assert face_mesh.keypoint_disagreement(_mesh_answer(0.9).points,
+                                           FaceBox(0, 0, 100, 100, 0.9, "hog")) is None
+
+
+def test_a_mesh_answer_fails_only_when_it_disagrees_and_its_flag_is_low():
+    far = (0.0, 100.0 * (face_mesh.MAX_KEYPOINT_DISAGREEMENT + 0.02))
+    near = (0.0, 100.0 * (face_mesh.MAX_KEYPOINT_DISAGREEMENT - 0.02))
+    low, high = face_mesh.MAX_FAILED_FLAG - 0.1, face_mesh.MAX_FAILED_FLAG + 0.1
+    reason = face_mesh.mesh_failure(_mesh_answer(low), _keypoint_box(far))
+    assert "0.10 box widths" in reason and f"{low:.2f}" in reason
+    assert face_mesh.mesh_failure(_mesh_answer(high), _keypoint_box(far)) is None
+    assert face_mesh.mesh_failure(_mesh_answer(low), _keypoint_box(near)) is None
+    assert face_mesh.mesh_failure(_mesh_answer(low), FaceBox(0, 0, 100, 100, 0.9, "hog")) is None
+
+
+def test_five_points_from_blazeface_put_the_mouth_corners_across_its_centre():
+    five = face_mesh.keypoint_points5(_keypoint_box())
+    half = face_mesh.MOUTH_HALF_WIDTH * 30.0
+    np.testing.assert_allclose(five, [[35, 40], [65, 40], [50, 58], [50 - half, 75],
+                                      [50 + half, 75]])
+
+
+def test_a_failed_mesh_answer_is_aligned_and_fitted_on_the_keypoints():
+    from mgc.export.results import fit_target_landmarks
+    from mgc.preprocess import pipeline
+    image = np.full((100, 100, 3), 128, np.uint8)
+    box = _keypoint_box((0.0, 20.0))
+    failed = pipeline._mesh_face(image, box, _mesh_answer(0.1), 224)
+    assert failed.mesh_failure is not None and failed.crop_mesh_points is None
+    assert failed.landmarks68 is None and failed.raw_landmarks68.shape == (68, 2)
+    np.testing.assert_allclose(failed.points5, face_mesh.keypoint_points5(box))
+    assert fit_target_landmarks(failed).shape == (5, 2)
+    kept = pipeline._mesh_face(image, _keypoint_box(), _mesh_answer(0.1), 224)
+    assert kept.mesh_failure is None and kept.crop_mesh_points.shape == (468, 3)
+    np.testing.assert_array_equal(kept.landmarks68, kept.raw_landmarks68)
 
 
 def test_missing_model_files_say_how_to_get_them(tmp_path, monkeypatch):

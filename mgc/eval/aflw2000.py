@@ -51,8 +51,12 @@ METHOD_BACKEND = {m: b for b, methods in BACKEND_METHODS.items() for m in method
 # Column suffixes of the per-image CSV.
 METHOD_KEYS = {METHOD_FITTED_MESH: "fitted_mesh", METHOD_MESH: "mesh", METHOD_FITTED: "fitted",
                METHOD_DLIB: "dlib", METHOD_DLIB_MIRRORED: "dlib_mirrored"}
-# Box sources, as FaceBox.detector names them, in the breakdown's words.
-BOX_SOURCES = {"blazeface": "BlazeFace", "hog": "HOG", "hog+cnn": "weak HOG confirmed by CNN",
+# Box sources, as FaceBox.detector names them, in the breakdown's words;
+# "+keypoints": the fit followed the detector's keypoints, not the mesh
+# (PreparedFace.mesh_failure).
+BOX_SOURCES = {"blazeface": "BlazeFace",
+               "blazeface+keypoints": "BlazeFace, fitted to its keypoints (mesh failed)",
+               "hog": "HOG", "hog+cnn": "weak HOG confirmed by CNN",
                "cnn": "CNN (no HOG box on the face)", "gt": "ground truth"}
 
 # --use_gt_boxes: a square around the ground-truth points placed like a dlib

@@ -59,6 +59,8 @@ class FaceBox:
     its score is HOG's) or "blazeface" (face_mesh.BlazeFaceDetector).
     eyes: ((x, y) of the right eye, (x, y) of the left eye) in image pixels
     when the detector gives them (BlazeFace), else None.
+    nose_tip, mouth_centre: (x, y) in image pixels when the detector gives
+    them (BlazeFace), else None.
     """
     left: float
     top: float
@@ -67,6 +69,8 @@ class FaceBox:
     score: float
     detector: str
     eyes: Optional[Tuple[Tuple[float, float], Tuple[float, float]]] = None
+    nose_tip: Optional[Tuple[float, float]] = None
+    mouth_centre: Optional[Tuple[float, float]] = None
 
     @property
     def width(self):
@@ -89,20 +93,26 @@ class FaceBox:
 
     def mirrored(self, image_width):
         """The same box in the mirror image (x -> width - x on box edges)."""
+        def mirror(point):
+            return None if point is None else (image_width - 1 - point[0], point[1])
         eyes = None
         if self.eyes is not None:  # the right eye of the mirror face is the left one
-            (rx, ry), (lx, ly) = self.eyes
-            eyes = ((image_width - 1 - lx, ly), (image_width - 1 - rx, ry))
+            right, left = self.eyes
+            eyes = (mirror(left), mirror(right))
         return dataclasses.replace(self, left=image_width - self.right,
-                                   right=image_width - self.left, eyes=eyes)
+                                   right=image_width - self.left, eyes=eyes,
+                                   nose_tip=mirror(self.nose_tip),
+                                   mouth_centre=mirror(self.mouth_centre))
 
     def scaled(self, factor):
         """The same box in a picture resized by `factor`."""
-        eyes = None if self.eyes is None else tuple(
-            (x * factor, y * factor) for x, y in self.eyes)
+        def scale(point):
+            return None if point is None else (point[0] * factor, point[1] * factor)
+        eyes = None if self.eyes is None else tuple(scale(p) for p in self.eyes)
         return dataclasses.replace(self, left=self.left * factor, top=self.top * factor,
                                    right=self.right * factor, bottom=self.bottom * factor,
-                                   eyes=eyes)
+                                   eyes=eyes, nose_tip=scale(self.nose_tip),
+                                   mouth_centre=scale(self.mouth_centre))
 
 
 def model_path(filename):

@@ -42,7 +42,11 @@ class PreparedFace:
         landmarks came from a file.
       mesh_points: the face mesh's [468, 3] float32 points (x, y, depth) in
         image pixels (face_mesh.MeshAnswer), or None (other backends).
-      crop_mesh_points: the same in crop pixels (depth scaled as x, y).
+      crop_mesh_points: the same in crop pixels (depth scaled as x, y); None
+        where the fit does not follow the mesh (mesh_failure).
+      mesh_failure: why the fit does not follow this face's mesh answer and
+        aligns and fits to the detector's keypoints instead
+        (face_mesh.mesh_failure), or None.
     """
     box: Optional[detection.FaceBox]
     landmarks68: Optional[np.ndarray]
@@ -55,6 +59,7 @@ class PreparedFace:
     raw_landmarks68: Optional[np.ndarray] = None
     mesh_points: Optional[np.ndarray] = None
     crop_mesh_points: Optional[np.ndarray] = None
+    mesh_failure: Optional[str] = None
 
 
 def prepare_faces(image, image_path=None, landmarks="auto", detector="auto",
@@ -118,14 +123,25 @@ def detected_face(image, box, predictor, size=alignment.CROP_SIZE):
     """The PreparedFace of a detector's box: the predictor's landmarks (a
     detection.LandmarkPredictor or a face_mesh.FaceMeshPredictor) and the
     crop they align."""
-    mesh = None
     if isinstance(predictor, face_mesh.FaceMeshPredictor):
-        mesh = predictor.predict(image, box).points
-        lm68 = raw = face_mesh.landmarks68(mesh)
-    else:
-        lm68, raw = predictor.predict_and_raw(image, box)
+        return _mesh_face(image, box, predictor.predict(image, box), size)
+    lm68, raw = predictor.predict_and_raw(image, box)
     return _prepared(image, box, lm68, alignment.five_points(lm68), "detected", size,
-                     raw_landmarks68=raw, mesh_points=mesh)
+                     raw_landmarks68=raw)
+
+
+def _mesh_face(image, box, answer, size):
+    """The PreparedFace of a face-mesh answer: aligned on and fitted to its
+    points, or, where they fail (face_mesh.mesh_failure), to the detector's
+    five keypoints, keeping the mesh's 68 as raw_landmarks68."""
+    raw = face_mesh.landmarks68(answer.points)
+    failure = face_mesh.mesh_failure(answer, box)
+    if failure is None:
+        return _prepared(image, box, raw, alignment.five_points(raw), "detected", size,
+                         raw_landmarks68=raw, mesh_points=answer.points)
+    face = _prepared(image, box, None, face_mesh.keypoint_points5(box), "detected", size,
+                     raw_landmarks68=raw)
+    return dataclasses.replace(face, mesh_points=answer.points, mesh_failure=failure)
 
 
 def _rgb(image):
