@@ -42,6 +42,12 @@ convention of the BFM09 keypoints (AFLW2000-3D's and MGCNet's: a fixed jaw as
 deep as BFM's) into mgc/fitting/keypoints_68.json (mgc.fitting.keypoints):
 
     python -m experiments.calibrate_landmarks --keypoints --face_model=ict
+
+With --mirror_map it writes which mesh point marks each point's mirror image,
+from the correspondences of the built-in models (mesh_targets.mirror_map), into
+mgc/preprocess/face_mesh_mirror.json (the mesh backend's mirror average):
+
+    python -m experiments.calibrate_landmarks --mirror_map
 """
 import csv
 import json
@@ -75,6 +81,8 @@ flags.DEFINE_bool("write_files", False, "Mesh: write the correspondence (and, fo
                   "68-point list) into the package's JSON files.")
 flags.DEFINE_bool("keypoints", False, "Write the model's 68 vertices in the BFM09 keypoints' "
                   "convention (mgc.fitting.keypoints) and stop.")
+flags.DEFINE_bool("mirror_map", False, "Write the mesh points' mirror map "
+                  "(mesh_targets.mirror_map, from every built-in model's correspondence) and stop.")
 flags.DEFINE_bool("file_landmarks", True, "Start from the landmark vertices of the model's "
                   "file (for ICT, calibrated_landmarks=False), as DLIB_CALIBRATED_LANDMARKS "
                   "was measured.")
@@ -137,7 +145,10 @@ def mesh_scenes(model, count, seed, max_yaw):
     rng = np.random.default_rng(seed)
     layout = CoefficientLayout.for_model(model)
     background = synthetic.flag_background()
-    detector, predictor = face_mesh.BlazeFaceDetector(), face_mesh.FaceMeshPredictor()
+    # Single answers: the mirror map that the mirror average needs is made from
+    # these correspondences (--mirror_map), and the stored ones were made so.
+    detector = face_mesh.BlazeFaceDetector()
+    predictor = face_mesh.FaceMeshPredictor(mirror_average=False)
     for _ in range(count):
         identity = rng.normal(0, 0.8, layout.identity)
         expression = np.clip(rng.normal(0, 0.1, layout.expression), 0, 1)
@@ -224,8 +235,24 @@ def main_keypoints(model):
     print(f"wrote {keypoints.KEYPOINTS_FILE} [{FLAGS.face_model}]")
 
 
+MIRROR_MODELS = ("bfm_mean", "ict", "surrey")
+
+
+def main_mirror_map():
+    models = [load_face_model(name) for name in MIRROR_MODELS]
+    mirror = mesh_targets.mirror_map(models)
+    report = dict(face_models=list(MIRROR_MODELS),
+                  on_the_midline=int(np.sum(mirror == np.arange(len(mirror)))))
+    print(report)
+    face_mesh.write_mirror_map(mirror, report)
+    print(f"wrote {face_mesh.MIRROR_FILE}")
+
+
 def main(argv):
     del argv
+    if FLAGS.mirror_map:
+        main_mirror_map()
+        return
     if FLAGS.keypoints:
         main_keypoints(load_face_model(FLAGS.face_model))
         return

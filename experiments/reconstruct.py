@@ -132,8 +132,9 @@ flags.DEFINE_enum("landmarks", "auto", list(preprocess.pipeline.LANDMARK_MODES),
                   "auto: a landmark file beside the picture if any, else detect; "
                   "detect: always detect; files: require a landmark file.")
 flags.DEFINE_bool("largest_face_only", False, "Reconstruct only the largest face of a picture.")
-flags.DEFINE_bool("mirror_average", True, "Average dlib's landmarks with its landmarks of the "
-                  "mirror image (closer to the truth on every tested set; docs/RESULTS.md).")
+flags.DEFINE_bool("mirror_average", True, "Average the landmarks (dlib's or the face mesh's) with "
+                  "those of the mirror image (closer to the truth on every tested set; "
+                  "docs/RESULTS.md).")
 
 DEFAULT_OUTPUT = "out/reconstruct"
 DEFAULT_BATCH_SIZE = 4
@@ -414,6 +415,7 @@ class Reconstruction:
                 landmark_source=face.landmark_source,
                 landmark_count=len(results.fit_target_landmarks(face)),
                 mesh_points=face.crop_mesh_points is not None,
+                mesh_failure=face.mesh_failure,
                 landmark_file=face.landmark_file,
                 landmark_fingerprint=(run_folder.fingerprint(face.landmark_file)
                                       if face.landmark_file else None),

@@ -104,6 +104,12 @@ def test_a_mesh_answer_fails_only_when_it_disagrees_and_its_flag_is_low():
     assert face_mesh.mesh_failure(_mesh_answer(high), _keypoint_box(far)) is None
     assert face_mesh.mesh_failure(_mesh_answer(low), _keypoint_box(near)) is None
     assert face_mesh.mesh_failure(_mesh_answer(low), FaceBox(0, 0, 100, 100, 0.9, "hog")) is None
+    # A mirror average fails where either view does, even if their mean would not.
+    good, bad = _mesh_answer(high), _mesh_answer(low)
+    average = face_mesh.MeshAnswer(points=good.points, score=high, views=(good, bad))
+    assert face_mesh.mesh_failure(average, _keypoint_box(far)) is not None
+    average = face_mesh.MeshAnswer(points=good.points, score=high, views=(good, good))
+    assert face_mesh.mesh_failure(average, _keypoint_box(far)) is None
 
 
 def test_five_points_from_blazeface_put_the_mouth_corners_across_its_centre():
@@ -175,6 +181,51 @@ def test_keypoints_file_is_the_bfm_keypoints_carried_onto_each_model():
     assert keypoints.compute_keypoints(ict, reference)[1]["jaw_moved_mm"] > 15.0
     # A model with BFM's own keypoints keeps them.
     np.testing.assert_array_equal(keypoints.keypoint_vertices(reference), reference.landmarks)
+
+
+def test_mirror_file_is_what_the_built_in_models_correspondences_give():
+    """face_mesh_mirror.json is mesh_targets.mirror_map of the built-in models
+    now: a permutation that is its own inverse, with the midline's points
+    (the nose tip among them) their own mirrors."""
+    from experiments.calibrate_landmarks import MIRROR_MODELS
+    mirror = mesh_targets.mirror_map([load_face_model(name) for name in MIRROR_MODELS])
+    np.testing.assert_array_equal(face_mesh.mirror_map(), mirror)
+    nose = face_mesh.mesh_68()[30]
+    assert mirror[nose] == nose and 10 < np.sum(mirror == np.arange(468)) < 60
+    # The iBUG eyes read off the mesh swap sides.
+    right_eye, left_eye = face_mesh.mesh_68()[36:42], face_mesh.mesh_68()[42:48]
+    assert set(mirror[right_eye]) & set(left_eye)
+
+
+def test_a_mirror_map_needs_a_model_with_a_correspondence():
+    class Unknown:
+        num_vertices = 1234
+    with pytest.raises(ValueError, match="correspondence"):
+        mesh_targets.mirror_map([Unknown()])
+
+
+def test_mirror_averaged_answer_of_a_mirrored_picture_is_the_mirrored_answer(rendered_faces):
+    """The mirror average sees the same two crops of a picture and of its
+    mirror image (the crop mirrored: centre x -> W - 1 - x, roll negated), so
+    their answers are each other's mirrors, re-labelled by the mirror map, to
+    rounding; single answers are not."""
+    image = rendered_faces[0].image
+    width = image.shape[1]
+    flipped = np.ascontiguousarray(image[:, ::-1])
+    centre, side, angle = face_mesh._box_roi(face_mesh.BlazeFaceDetector().detect(image)[0])
+    mirrored_centre = np.array([width - 1 - centre[0], centre[1]])
+
+    def mirrored_gap(mirror):
+        points = face_mesh._answer(image, centre, side, angle, mirror).points
+        other = face_mesh._answer(flipped, mirrored_centre, side, -angle, mirror).points
+        if mirror is None:
+            mirror = face_mesh.mirror_map()
+        other = other[mirror]
+        other[:, 0] = width - 1 - other[:, 0]
+        return np.abs(points - other).max()
+
+    assert mirrored_gap(face_mesh.mirror_map()) < 0.05
+    assert mirrored_gap(None) > 0.2
 
 
 def test_a_model_of_unknown_topology_has_no_correspondence():

@@ -5,6 +5,9 @@ face_mesh_vertices.json per built-in model name and found by the model's
 vertex count."""
 import os
 
+import numpy as np
+from scipy import optimize
+
 from mgc.fitting.vertex_tables import VertexTable
 
 MESH_POINTS = 468
@@ -27,3 +30,33 @@ def correspondence(model):
 def write_correspondence(name, num_vertices, vertices, report):
     """Stores one model's correspondence in CORRESPONDENCE_FILE."""
     _TABLE.write(name, num_vertices, vertices, report)
+
+
+def mirror_map(models):
+    """[468] int: the mesh point that marks each point's mirror image, from
+    the correspondences of `models` (FaceModels that have one): each model's
+    mean-face vertices of the 468 points, scaled to a mean distance of 1 from
+    their centre, are mirrored across their median x (the models' x runs
+    across the face), and one assignment (Hungarian) matches every point to
+    the mirrored point nearest summed over the models and both directions.
+    Raises ValueError when no model has a correspondence or the result is not
+    its own inverse (a mirror of a mirror is the point itself)."""
+    cost = np.zeros((MESH_POINTS, MESH_POINTS))
+    used = 0
+    for model in models:
+        vertices = correspondence(model)
+        if vertices is None:
+            continue
+        points = np.asarray(model.mean_shape, np.float64)[vertices]
+        points = points - points.mean(0)
+        points /= np.linalg.norm(points, axis=1).mean()
+        mirrored = points.copy()
+        mirrored[:, 0] = 2 * np.median(points[:, 0]) - points[:, 0]
+        cost += np.linalg.norm(points[:, None] - mirrored[None], axis=-1)
+        used += 1
+    if not used:
+        raise ValueError("none of the face models has a mesh correspondence")
+    _, mirror = optimize.linear_sum_assignment(cost + cost.T)
+    if not np.array_equal(mirror[mirror], np.arange(MESH_POINTS)):
+        raise ValueError("the mesh's mirror assignment is not its own inverse")
+    return mirror

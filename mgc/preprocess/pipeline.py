@@ -77,8 +77,8 @@ def prepare_faces(image, image_path=None, landmarks="auto", detector="auto",
       detector: one of DETECTORS (see detect_faces).
       largest_face_only: keep only the largest detected face.
       size: side of the crops in pixels.
-      mirror_average: average dlib's landmarks with its landmarks of the
-        mirror image (detection.LandmarkPredictor).
+      mirror_average: average the landmarks with those of the mirror image
+        (detection.LandmarkPredictor, face_mesh.FaceMeshPredictor).
       landmarks_model: "dlib" (dlib's 68-point predictor) or "mesh"
         (MediaPipe's 468-point face mesh and the 68 points read off it).
 
@@ -115,7 +115,7 @@ def landmark_predictor(landmarks_model="dlib", mirror_average=True):
     if landmarks_model == "dlib":
         return detection.LandmarkPredictor(mirror_average)
     if landmarks_model == "mesh":
-        return face_mesh.FaceMeshPredictor()
+        return face_mesh.FaceMeshPredictor(mirror_average=mirror_average)
     raise ValueError(f"landmarks_model must be one of {LANDMARK_MODELS}, got {landmarks_model!r}")
 
 
