@@ -134,6 +134,8 @@ setup(
     version="0.1.0",
     description="MGCNet (ECCV 2020) in TensorFlow 2 with its own rasterizer ops",
     packages=find_packages(include=["mgc", "mgc.*"]),
+    # The calibrated tables the mesh backend and the fit read beside their code.
+    package_data={"mgc.preprocess": ["*.json"], "mgc.fitting": ["*.json"]},
     python_requires=">=3.9",
     install_requires=REQUIREMENTS,
     # onnx: experiments.export_model --onnx (tested with tf2onnx 1.17.0, onnx
