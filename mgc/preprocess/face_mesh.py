@@ -287,14 +287,10 @@ def write_mesh_68(indices, report):
     indices = [int(i) for i in indices]
     if len(indices) != 68:
         raise ValueError(f"expected 68 mesh indices, got {len(indices)}")
-    content = dict(mesh_index_of_ibug68=indices, measured=report,
-                   made_by="python -m experiments.calibrate_landmarks --landmarks_model=mesh "
-                           "--face_model=bfm_mean --count=120 --write_files")
-    temporary = MESH_68_FILE + ".part"
-    with open(temporary, "w") as stream:
-        json.dump(content, stream, indent=1)
-        stream.write("\n")
-    os.replace(temporary, MESH_68_FILE)
+    _write_json(MESH_68_FILE, dict(
+        mesh_index_of_ibug68=indices, measured=report,
+        made_by="python -m experiments.calibrate_landmarks --landmarks_model=mesh "
+                "--face_model=bfm_mean --count=120 --write_files"))
     mesh_68.cache_clear()
 
 
@@ -316,14 +312,18 @@ def mirror_map():
 
 def write_mirror_map(mirror, report):
     """Writes MIRROR_FILE: the mirror point of each mesh point."""
-    content = dict(mirror_of_mesh_point=[int(i) for i in mirror], measured=report,
-                   made_by="python -m experiments.calibrate_landmarks --mirror_map")
-    temporary = MIRROR_FILE + ".part"
+    _write_json(MIRROR_FILE, dict(mirror_of_mesh_point=[int(i) for i in mirror], measured=report,
+                                  made_by="python -m experiments.calibrate_landmarks --mirror_map"))
+    mirror_map.cache_clear()
+
+
+def _write_json(path, content):
+    """Replaces `path` whole with `content` (a reader never sees half a file)."""
+    temporary = path + ".part"
     with open(temporary, "w") as stream:
         json.dump(content, stream, indent=1)
         stream.write("\n")
-    os.replace(temporary, MIRROR_FILE)
-    mirror_map.cache_clear()
+    os.replace(temporary, path)
 
 
 def landmarks68(points):
