@@ -511,6 +511,7 @@ def test_the_mesh_backend_is_the_default_and_is_recorded(tmp_path):
     assert record["settings"]["landmarks_model"] == "mesh"
     assert record["settings"]["steps"] == 140
     assert record["faces"][0]["mesh_points"] is True
+    assert record["faces"][0]["mesh_failure"] is None  # a frontal face: its mesh is followed
     check_face_files(output / stem, record["faces"][0]["files"], *record["image_size"])
     check_setup_error(reconstruct(f"--input={paths.data_file(ASTRONAUT)}", f"--output={output}",
                                   "--landmarks_model=dlib"), "--landmarks_model=mesh when")
