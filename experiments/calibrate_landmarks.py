@@ -33,6 +33,13 @@ instead, on renders turned up to --max_yaw degrees, found by BlazeFace:
     point closest to the model's landmark vertex on average: the 68 points
     read off the mesh (mgc/preprocess/face_mesh_68.json).
 Both are chosen on the first half of the renders and scored on the second.
+With --min_yaw above 0 the renders are turned between --min_yaw and
+--max_yaw degrees either way, the mesh answers are mirror-averaged as the fit
+sees them, and the correspondence goes to the profile table
+(mgc/fitting/face_mesh_vertices_profile.json; no 68-point list):
+
+    python -m experiments.calibrate_landmarks --landmarks_model=mesh --face_model=ict \
+        --min_yaw=55 --max_yaw=88 --write_files
 
     python -m experiments.calibrate_landmarks --landmarks_model=mesh --face_model=ict \
         [--count=200] [--write_files]
@@ -77,6 +84,8 @@ flags.DEFINE_float("radius_mm", 12.0, "Candidate vertices lie this close to the 
 # calibrated to ICT's landmarks, whose jaw lies 17 mm less deep).
 MESH_68_MODEL = "bfm_mean"
 flags.DEFINE_float("max_yaw", 70.0, "Mesh: renders turned up to this many degrees of yaw.")
+flags.DEFINE_float("min_yaw", 0.0, "Mesh: renders turned at least this many degrees either way; "
+                   "above 0, the profile table (mesh_targets.PROFILE_CORRESPONDENCE_FILE).")
 flags.DEFINE_bool("write_files", False, "Mesh: write the correspondence (and, for ict, the "
                   "68-point list) into the package's JSON files.")
 flags.DEFINE_bool("keypoints", False, "Write the model's 68 vertices in the BFM09 keypoints' "
@@ -139,20 +148,24 @@ def calibrate(model, vertices_2d, dlib68, boxes, landmarks, radius):
     return rows
 
 
-def mesh_scenes(model, count, seed, max_yaw):
+def mesh_scenes(model, count, seed, max_yaw, min_yaw=0.0):
     """Yields (SyntheticFace, MeshAnswer or None) for `count` random renders
-    turned up to max_yaw degrees, found by BlazeFace."""
+    turned up to max_yaw degrees, found by BlazeFace; with min_yaw above 0,
+    turned between min_yaw and max_yaw either way, and the answers
+    mirror-averaged as the fit sees them."""
     rng = np.random.default_rng(seed)
     layout = CoefficientLayout.for_model(model)
     background = synthetic.flag_background()
-    # Single answers: the mirror map that the mirror average needs is made from
-    # these correspondences (--mirror_map), and the stored ones were made so.
+    # The front table from single answers: the mirror map that the mirror
+    # average needs is made from it (--mirror_map), and it was made so.
     detector = face_mesh.BlazeFaceDetector()
-    predictor = face_mesh.FaceMeshPredictor(mirror_average=False)
+    predictor = face_mesh.FaceMeshPredictor(mirror_average=min_yaw > 0)
     for _ in range(count):
         identity = rng.normal(0, 0.8, layout.identity)
         expression = np.clip(rng.normal(0, 0.1, layout.expression), 0, 1)
         angles = rng.uniform([-max_yaw, -15, -10], [max_yaw, 15, 10])
+        if min_yaw > 0:
+            angles[0] = rng.uniform(min_yaw, max_yaw) * rng.choice([-1.0, 1.0])
         light = np.array(synthetic.TOP_LIGHT)
         light[:4] += rng.uniform([-0.05, -0.1, -0.1, -0.2], [0.1, 0.15, 0.05, 0.1])
         face = synthetic.render_scene(model, identity, expression, angles,
@@ -180,10 +193,11 @@ def held_out_error(points_a, points_b, boxes):
     return float(100 * np.nanmean(np.linalg.norm(points_a - points_b, axis=-1) / boxes[:, None]))
 
 
-def calibrate_mesh(model, count, seed, max_yaw):
+def calibrate_mesh(model, count, seed, max_yaw, min_yaw=0.0):
     """(vertex of each mesh point [468], mesh point of each iBUG landmark
     [68], a report dict); chosen on half the renders, scored on the rest."""
-    scenes = tqdm(mesh_scenes(model, count, seed, max_yaw), total=count, desc="renders")
+    scenes = tqdm(mesh_scenes(model, count, seed, max_yaw, min_yaw), total=count,
+                  desc="renders")
     found = [(face, answer) for face, answer in scenes if answer is not None]
     print(f"{len(found)} of {count} faces found by BlazeFace")
     if len(found) < 10:
@@ -199,7 +213,7 @@ def calibrate_mesh(model, count, seed, max_yaw):
     correspondence = nearest_on_average(vertices[fit], mesh[fit], boxes[fit])
     mesh68 = nearest_on_average(mesh[fit], landmarks[fit], boxes[fit])
     report = dict(
-        renders=count, found=len(found), max_yaw=max_yaw,
+        renders=count, found=len(found), max_yaw=max_yaw, min_yaw=min_yaw,
         held_out_mesh_to_vertex_nme=held_out_error(vertices[score][:, correspondence],
                                                    mesh[score], boxes[score]),
         held_out_mesh68_nme=held_out_error(mesh[score][:, mesh68], landmarks[score],
@@ -208,22 +222,26 @@ def calibrate_mesh(model, count, seed, max_yaw):
 
 
 def main_mesh(model):
+    profile = FLAGS.min_yaw > 0
     correspondence, mesh68, report = calibrate_mesh(
         model, common_flags.value_or("count", COUNT), common_flags.value_or("seed", SEED),
-        FLAGS.max_yaw)
+        FLAGS.max_yaw, FLAGS.min_yaw)
     print(report)
     output = common_flags.value_or("output", OUTPUT)
     os.makedirs(output, exist_ok=True)
-    path = os.path.join(output, f"mesh_calibration_{FLAGS.face_model}.json")
+    kind = "_profile" if profile else ""
+    path = os.path.join(output, f"mesh_calibration_{FLAGS.face_model}{kind}.json")
     with open(path, "w") as stream:
         json.dump(dict(vertex_of_mesh_point=[int(v) for v in correspondence],
                        mesh_index_of_ibug68=[int(i) for i in mesh68], measured=report), stream)
     print(f"wrote {path}")
     if FLAGS.write_files:
         mesh_targets.write_correspondence(FLAGS.face_model, model.num_vertices, correspondence,
-                                          report)
-        print(f"wrote {mesh_targets.CORRESPONDENCE_FILE} [{FLAGS.face_model}]")
-        if FLAGS.face_model == MESH_68_MODEL:
+                                          report, profile=profile)
+        table = (mesh_targets.PROFILE_CORRESPONDENCE_FILE if profile
+                 else mesh_targets.CORRESPONDENCE_FILE)
+        print(f"wrote {table} [{FLAGS.face_model}]")
+        if FLAGS.face_model == MESH_68_MODEL and not profile:
             face_mesh.write_mesh_68(mesh68, dict(report, face_model=FLAGS.face_model))
             print(f"wrote {face_mesh.MESH_68_FILE}")
 

@@ -2,7 +2,10 @@
 model each point marks (calibrated on the project's renders,
 experiments/calibrate_landmarks.py --landmarks_model=mesh), stored in
 face_mesh_vertices.json per built-in model name and found by the model's
-vertex count."""
+vertex count. A second table, face_mesh_vertices_profile.json, is calibrated
+on renders turned 55-88 degrees (--min_yaw): there the mesh model's points
+slide (its answer is turned too little), and the fit follows that table for
+faces it finds turned that far (FitSettings.mesh_profile_yaw)."""
 import os
 
 import numpy as np
@@ -15,21 +18,32 @@ CORRESPONDENCE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                    "face_mesh_vertices.json")
 
 
+PROFILE_CORRESPONDENCE_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                           "face_mesh_vertices_profile.json")
+
+
 _TABLE = VertexTable(CORRESPONDENCE_FILE, MESH_POINTS)
+_PROFILE_TABLE = VertexTable(PROFILE_CORRESPONDENCE_FILE, MESH_POINTS)
 
 
-def correspondence(model):
+def _table(profile):
+    return _PROFILE_TABLE if profile else _TABLE
+
+
+def correspondence(model, profile=False):
     """[468] int vertex of `model` each mesh point marks, or None when the
     project has none for this model (then the fit uses the 68 points only).
     Found by the model's vertex count: the built-in models' topologies differ,
     and models sharing one share the correspondence (MGCNet's h5 and the
-    BFM09 front mean have the same 35709 vertices)."""
-    return _TABLE.vertices(model)
+    BFM09 front mean have the same 35709 vertices). profile: the table for
+    faces turned 55 degrees or more (None where the model has none)."""
+    return _table(profile).vertices(model)
 
 
-def write_correspondence(name, num_vertices, vertices, report):
-    """Stores one model's correspondence in CORRESPONDENCE_FILE."""
-    _TABLE.write(name, num_vertices, vertices, report)
+def write_correspondence(name, num_vertices, vertices, report, profile=False):
+    """Stores one model's correspondence in CORRESPONDENCE_FILE (or, profile,
+    PROFILE_CORRESPONDENCE_FILE)."""
+    _table(profile).write(name, num_vertices, vertices, report)
 
 
 def mirror_map(models):
