@@ -157,6 +157,25 @@ def test_script_smoke_run_on_two_images(tmp_path):
     assert markdown.count("| BlazeFace | 1 |") == 2 and markdown.count("| HOG | 1 |") == 2
 
 
+def test_a_failed_mesh_is_fitted_to_blazefaces_keypoints_beside_a_good_one(tmp_path):
+    """image02612: the face mesh lies beside this profile (its own 68 points
+    at 42 % NME), its keypoints far from BlazeFace's and its flag low, so that
+    face is fitted to BlazeFace's five points, in the same run (a batch of
+    its own) as a frontal face fitted to its mesh."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", MGC_DATA=paths.data_root())
+    command = [sys.executable, "-m", "experiments.evaluate_aflw2000", "--landmarks_model=mesh",
+               "--images=image00002.jpg,image02612.jpg", "--steps=12", f"--output={tmp_path}"]
+    done = subprocess.run(command, cwd=paths.REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["name"]: r for r in aflw2000.read_csv(tmp_path / "per_image.csv")}
+    assert rows["image00002.jpg"]["box_mesh"] == "blazeface"
+    failed = rows["image02612.jpg"]
+    assert failed["box_mesh"] == "blazeface+keypoints"
+    assert float(failed["nme_mesh"]) > 30.0 and float(failed["nme_fitted_mesh"]) < 30.0
+    assert "fitted to its keypoints (mesh failed) | 1 |" in (tmp_path / "results.md").read_text()
+
+
 def test_scored_box_is_blazefaces_most_confident_or_dlibs_largest():
     """Each AFLW2000-3D picture is cut around the annotated face: among
     BlazeFace boxes the most confident one is scored (on one subset picture
