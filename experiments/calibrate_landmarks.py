@@ -238,9 +238,7 @@ def main_mesh(model):
     if FLAGS.write_files:
         mesh_targets.write_correspondence(FLAGS.face_model, model.num_vertices, correspondence,
                                           report, profile=profile)
-        table = (mesh_targets.PROFILE_CORRESPONDENCE_FILE if profile
-                 else mesh_targets.CORRESPONDENCE_FILE)
-        print(f"wrote {table} [{FLAGS.face_model}]")
+        print(f"wrote {mesh_targets.correspondence_file(profile)} [{FLAGS.face_model}]")
         if FLAGS.face_model == MESH_68_MODEL and not profile:
             face_mesh.write_mesh_68(mesh68, dict(report, face_model=FLAGS.face_model))
             print(f"wrote {face_mesh.MESH_68_FILE}")

@@ -35,8 +35,8 @@ flags.DEFINE_bool("per_sample_gating", False, "Gate each sample's multi-view err
 flags.DEFINE_enum("depth_frame", "source", DEPTH_FRAMES, "Depth consistency: 'source' "
                   "compares the warped source-camera depth with the target-camera depth, as "
                   "the original (B5); 'target' re-expresses the source surface in the target "
-                  "camera first and compares only samples wholly on the source face, so that views that "
-                  "agree on the shape give (nearly) zero error (docs/DIFFERENCES.md).")
+                  "camera first and compares only samples wholly on the source face, so that "
+                  "views that agree on the shape give (nearly) zero error (docs/DIFFERENCES.md).")
 flags.DEFINE_enum("epipolar", "original", EPIPOLAR_FORMS, "Epipolar term: 'original' builds "
                   "F from R [t]x (B4); 'textbook' from [t]x R, the constraint of the relative "
                   "pose (docs/DIFFERENCES.md).")

@@ -30,6 +30,11 @@ def _table(profile):
     return _PROFILE_TABLE if profile else _TABLE
 
 
+def correspondence_file(profile=False):
+    """The file of the front (or, profile, the profile) correspondences."""
+    return _table(profile).path
+
+
 def correspondence(model, profile=False):
     """[468] int vertex of `model` each mesh point marks, or None when the
     project has none for this model (then the fit uses the 68 points only).

@@ -120,6 +120,8 @@ def _multi_view_terms(renders, images, landmarks, flags, model, front_only, need
         mesh_triangles = model.front_triangles
     errors = collections.defaultdict(list)
     tensors = collections.defaultdict(list)
+    # The target-frame depth term also warps the source's mask (on_source_face).
+    target_frame = "depth_loss" in needed and forms.depth_frame == "target"
     for source_view in range(1, NUM_VIEWS):
         source = renders[source_view]
         pose = multi_view.relative_pose(target.pose, source.pose)
@@ -127,8 +129,7 @@ def _multi_view_terms(renders, images, landmarks, flags, model, front_only, need
                                                  mesh_vertices, target.pose, mesh_triangles)
         # Image, depth (and mask) of the source sampled together (channels
         # are independent).
-        consistent_depth = "depth_loss" in needed and forms.depth_frame == "target"
-        channels = [images[source_view], source.depth] + ([source.mask] if consistent_depth else [])
+        channels = [images[source_view], source.depth] + ([source.mask] if target_frame else [])
         warped, valid = multi_view.inverse_warp(tf.concat(channels, axis=-1), target.depth, pose)
         warped_image, warped_depth = warped[..., :3], warped[..., 3:4]
         mask = valid * covisible
@@ -139,7 +140,7 @@ def _multi_view_terms(renders, images, landmarks, flags, model, front_only, need
             errors["ssim_loss"].append(multi_view.ssim_loss(warped_image, images[0], mask))
         if "depth_loss" in needed:
             depth_mask = mask
-            if consistent_depth:
+            if target_frame:
                 warped_depth = multi_view.source_depth_in_target(warped_depth, target.depth, pose)
                 depth_mask = mask * multi_view.on_source_face(warped[..., 4:])
             errors["depth_loss"].append(multi_view.depth_consistency_loss(

@@ -49,16 +49,17 @@ NMS_IOU = 0.3
 # using the eyes, 3.82 / 8.34 / 12.38 (8.18) with this limit (0.1 to 0.3:
 # 8.12 to 8.25; 0: level crops for all, 4.98 / 8.42 / 12.59).
 MIN_EYE_DISTANCE = 0.2
-# A mesh answer the fit does not follow (MeshFailure): its eyes, nose tip and
+# A mesh answer the fit does not follow (mesh_failure): its eyes, nose tip and
 # mouth lie on average more than MAX_KEYPOINT_DISAGREEMENT box widths from
 # BlazeFace's, and its face flag is below MAX_FAILED_FLAG (which of the two
 # is wrong when they disagree: on frontal faces where BlazeFace's keypoints
 # are off, the mesh's flag stays high). The fit then follows BlazeFace's
-# keypoints (keypoint_points5). On the AFLW2000-3D subset this is 9 of 199
-# faces, mostly profiles whose mesh lies beside the face: fitted NME 3.43 /
-# 6.39 / 11.59 % to 3.43 / 5.63 / 10.26 (560 steps); thresholds 0.06 to 0.10
-# and 0.3 to 0.5 give 6.44 to 6.61 mean against 7.14; without the flag
-# condition, 6.59 to 6.72 (chosen on those same faces: no other is at hand).
+# keypoints (keypoint_points5). On the AFLW2000-3D subset this is 11 of 199
+# faces (mirror-averaged answers), mostly profiles whose mesh lies beside the
+# face. Chosen on single answers (560 steps): fitted NME 3.43 / 6.39 / 11.59 %
+# to 3.43 / 5.63 / 10.26; thresholds 0.06 to 0.10 and 0.3 to 0.5 give 6.44 to
+# 6.61 mean against 7.14; without the flag condition, 6.59 to 6.72 (chosen on
+# those same faces: no other is at hand; docs/RESULTS.md).
 MAX_KEYPOINT_DISAGREEMENT = 0.08
 MAX_FAILED_FLAG = 0.5
 # The mouth corners the fit gets from BlazeFace's mouth centre: this fraction
@@ -428,7 +429,7 @@ class FaceMeshPredictor:
       mirror_average: each pass averages the answers on the crop and on its
         mirror image (the latter's points re-labelled by mirror_map()), as
         dlib's predictor does; on the AFLW2000-3D subset the mesh's own 68
-        points go from 3.82 / 7.12 / 12.38 % NME to 3.73 / 6.99 / 12.25.
+        points go from 3.82 / 7.12 / 12.38 % NME to 3.79 / 7.00 / 12.19.
         Ignored (single answers) while face_mesh_mirror.json is missing.
     """
 
@@ -459,21 +460,21 @@ def _answer(image, centre, side, angle, mirror=None):
     matrix = crop_matrix(centre, side, angle)
     crop = cv2.warpAffine(image, matrix, (MESH_INPUT, MESH_INPUT), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_CONSTANT)
-    answer = _image_answer(_crop_answer(crop), matrix, side)
+    inverse = cv2.invertAffineTransform(matrix)
+    answer = _image_answer(_crop_answer(crop), inverse, side)
     if mirror is None:
         return answer
     flipped_points, flipped_score = _crop_answer(np.ascontiguousarray(crop[:, ::-1]))
     flipped_points[:, 0] = MESH_INPUT - 1 - flipped_points[:, 0]
-    flipped = _image_answer((flipped_points[mirror], flipped_score), matrix, side)
+    flipped = _image_answer((flipped_points[mirror], flipped_score), inverse, side)
     return MeshAnswer(points=(answer.points + flipped.points) / 2,
                       score=(answer.score + flipped.score) / 2, views=(answer, flipped))
 
 
-def _image_answer(crop_answer, matrix, side):
-    """MeshAnswer in image pixels of (points [468, 3], flag) on the crop of
-    `matrix`."""
+def _image_answer(crop_answer, inverse, side):
+    """MeshAnswer in image pixels of (points [468, 3], flag) on a crop of
+    `side` image pixels; inverse: its crop -> image affine [2, 3]."""
     crop_points, score = crop_answer
-    inverse = cv2.invertAffineTransform(matrix)
     points = np.empty_like(crop_points)
     points[:, :2] = crop_points[:, :2] @ inverse[:, :2].T + inverse[:, 2]
     points[:, 2] = crop_points[:, 2] * side / MESH_INPUT
