@@ -248,3 +248,33 @@ def test_two_workers_on_loopback_agree(tuples, h5, tmp_path):
         np.testing.assert_array_equal(chief[name], other[name], err_msg=name)
     assert int(chief["global_step"]) == 2
     assert [int(r["step"]) for r in _rows(directory)] == [1, 2]
+
+
+def test_mirrored_replicas_reproduce_the_one_device_step(h5):
+    """MirroredStrategy over two logical CPUs, one tuple a replica: the
+    losses reduced across replicas and the weights after two Adam steps are
+    those of the same global batch on one device (the original's batch mean)."""
+    import json
+    from mgc import paths
+    done = subprocess.run([sys.executable, "-m", "tests.mirrored_step_check", h5,
+                           paths.data_root()], cwd=REPO, capture_output=True, text=True,
+                          timeout=400)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = json.loads(done.stdout)
+    one, mirrored = runs["one_device"], runs["mirrored"]
+    assert (one["replicas"], mirrored["replicas"]) == (1, 2)
+    for step, (a, b) in enumerate(zip(one["losses"], mirrored["losses"]), start=1):
+        assert sorted(a) == sorted(b)
+        for name in a:
+            # float32 sums in another order: relative 1e-5; the depth term
+            # subtracts depths of about 5000 mm that agree to a few mm, so
+            # its rounding is about 1000 times larger (without the whole
+            # batch's gating it would be half the one-device value).
+            rel = 1e-3 if name == "depth_loss" else 1e-5
+            assert b[name] == pytest.approx(a[name], rel=rel, abs=1e-7), (step, name)
+    assert one["losses"][0]["total_loss"] != one["losses"][1]["total_loss"]  # it trained
+    for name, values in one["weights"].items():
+        # Adam divides by sqrt(v): a gradient summed in another order moves a
+        # weight by up to about lr (1e-4) times its relative difference.
+        np.testing.assert_allclose(mirrored["weights"][name], values, rtol=0, atol=1e-6,
+                                   err_msg=name)

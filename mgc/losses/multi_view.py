@@ -629,17 +629,37 @@ def _errors(values, name, index):
     return error
 
 
-def _gated(error, gate, mode, per_sample):
-    if per_sample:
-        weighted = error * gate  # [B]
+@dataclasses.dataclass(frozen=True)
+class ReplicaBatch:
+    """The errors gate_multi_view gets are one replica's samples of a larger
+    batch: its size, and a function summing a local scalar over the replicas
+    (an all-reduce). The gated terms are then this replica's parts, which
+    summed over the replicas give the terms of the whole batch."""
+    global_size: int
+    sum_over_replicas: object  # callable: scalar tensor -> scalar tensor
+
+
+def _gated(error, gate, mode, per_sample, replicas):
+    """One source's gated term (its part of it, with replicas); B and the
+    gate sum G are the whole batch's."""
+    if replicas is None:
+        size, gate_sum = tf.cast(tf.size(gate), gate.dtype), tf.reduce_sum(gate)
     else:
-        weighted = error[:, tf.newaxis] * gate  # [B, 1] x [B] -> [B, B], B3
+        size = tf.constant(float(replicas.global_size), gate.dtype)
+        gate_sum = tf.cast(replicas.sum_over_replicas(tf.reduce_sum(gate)), gate.dtype)
+    if per_sample:
+        weighted = tf.reduce_sum(error * gate)
+        normaliser = size if mode == "batch_mean" else gate_sum + FLAG_EPS
+        return weighted / normaliser
+    # B3: the [B, 1] error times the [B] gate is a [B, B] matrix, whose mean
+    # (batch_mean) or sum over the gate sum (flag-normalised) factors so.
+    error_sum = tf.reduce_sum(error)
     if mode == "batch_mean":
-        return tf.reduce_mean(weighted)
-    return tf.reduce_sum(weighted) / (tf.reduce_sum(gate) + FLAG_EPS)
+        return (error_sum / size) * (gate_sum / size)
+    return error_sum * gate_sum / (gate_sum + FLAG_EPS)
 
 
-def gate_multi_view(losses, flags, per_sample=False):
+def gate_multi_view(losses, flags, per_sample=False, replicas=None):
     """flag_sgl_mul gating and sum over sources (§5.6, combine_flag_sgl_mul_loss).
 
     Per term a gate g_b = clip(f_b - o, 0, 1) with o = 0 for pixel_loss,
@@ -666,6 +686,10 @@ def gate_multi_view(losses, flags, per_sample=False):
         among pixel_loss, ssim_loss, depth_loss, epi_loss.
       flags: [B] flag_sgl_mul (0, 1 or 2), any numeric dtype.
       per_sample: the paper's form instead of the original's.
+      replicas: a ReplicaBatch when losses and flags are one replica's
+        samples: B and the gate sums are then the whole batch's, and each
+        term is this replica's part of the whole batch's (None: the batch
+        given is the whole batch).
 
     Returns:
       dict name -> scalar, for the names given.
@@ -684,6 +708,6 @@ def gate_multi_view(losses, flags, per_sample=False):
         gate = tf.clip_by_value(tf.cast(flags, dtype) - offset, 0, 1)
         total = tf.constant(0.0, dtype)
         for error in errors:
-            total += _gated(tf.cast(error, dtype), gate, mode, per_sample)
+            total += _gated(tf.cast(error, dtype), gate, mode, per_sample, replicas)
         gated[name] = total
     return gated

@@ -110,7 +110,7 @@ def _per_view_terms(coefficients, renders, images, skins, landmarks, identity_ne
 
 
 def _multi_view_terms(renders, images, landmarks, flags, model, front_only, needed,
-                      per_sample_gating, forms):
+                      per_sample_gating, forms, replicas):
     """The four gated multi-view terms and their tensors (target 0, sources 1, 2)."""
     target = renders[0]
     # The mesh the renders' triangle ids index.
@@ -152,13 +152,14 @@ def _multi_view_terms(renders, images, landmarks, flags, model, front_only, need
         tensors["covisibility"].append(covisible)
         tensors["viewsyn_image"].append(warped_image)
         tensors["viewsyn_mask"].append(mask)
-    terms = multi_view.gate_multi_view(dict(errors), flags, per_sample=per_sample_gating)
+    terms = multi_view.gate_multi_view(dict(errors), flags, per_sample=per_sample_gating,
+                                       replicas=replicas)
     return terms, dict(tensors, depth_target=target.depth)
 
 
 def training_losses(coefficients, batch, model, identity_network=None, weights=LossWeights(),
                     front_only=True, per_sample_gating=False, all_terms=False,
-                    forms=multi_view.TermForms()):
+                    forms=multi_view.TermForms(), replicas=None):
     """Every loss of the original's training step for one batch.
 
     Args:
@@ -178,6 +179,9 @@ def training_losses(coefficients, batch, model, identity_network=None, weights=L
         (evaluation); otherwise only the weighted ones, as the original.
       forms: multi_view.TermForms, the depth and epipolar terms' forms (the
         default is the original's).
+      replicas: multi_view.ReplicaBatch when `batch` is one replica's share
+        of a larger batch: the multi-view terms are then this replica's parts
+        of the whole batch's (their flag gates couple the samples).
 
     Returns:
       TrainingOutputs: losses, a dict of the computed terms of LOSS_NAMES
@@ -197,7 +201,7 @@ def training_losses(coefficients, batch, model, identity_network=None, weights=L
     if needed & set(multi_view.GATES):
         gated, multi_tensors = _multi_view_terms(renders, images, landmarks, batch["flag"],
                                                  model, front_only, needed, per_sample_gating,
-                                                 forms)
+                                                 forms, replicas)
         terms.update(gated)
         tensors.update(multi_tensors)
     losses = dict(terms, **total_loss(terms, weights))

@@ -11,15 +11,17 @@ identity network stays frozen), and TF1's Adam (lr 1e-4, beta1 0.9, beta2
 0.999, epsilon 1e-8, with the beta powers as variables:
 lr_t = lr sqrt(1 - beta2^t) / (1 - beta1^t); var -= lr_t m / (sqrt(v) + eps)).
 
-Distribution: the global batch is split across replicas. The original's
-terms are batch means except reg_shape_loss and reg_color_loss, which are
-sums over the batch; so each replica's objective is its share (local batch /
-global batch) of the mean terms plus its own prior sums, and the
-replicas' objectives (and gradients) are summed. The reported losses are
-reduced the same way. Per-pixel masked means (render, pixel, ssim, depth
-losses) are then the mean of per-replica means, which equals the original's
-value only where each replica's mask sums are alike; the original's [B, B]
-gating broadcast (per_sample_gating=False) likewise only sees its replica.
+Distribution: the global batch is split across replicas, and each replica's
+objective is its part of the original's loss over the whole batch, so that
+the parts (and their gradients) summed over the replicas are the original's.
+A batch-mean term's part is its share (local batch / global batch) of the
+replica's mean; reg_shape_loss and reg_color_loss are sums over the batch in
+the original, so a replica's own sum is its part; the gated multi-view terms
+couple the samples through their flag gates (the [B, B] broadcast of
+per_sample_gating=False; the flag-normalised sums), so they are computed with
+the gate sums and size of the whole batch (an all-reduce) as parts
+(multi_view.ReplicaBatch); the composites are the weighted sums of the parts.
+The reported losses are the parts summed over the replicas.
 
 The update is applied only when every loss is finite; `applied` says so,
 so a NaN step leaves the weights and the optimizer state as they were.
@@ -30,10 +32,13 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from mgc.losses.multi_view import TermForms
+from mgc.losses.multi_view import GATES, ReplicaBatch, TermForms
+from mgc.losses.total import SUM_NAMES, total_loss
 from mgc.losses.training import training_losses, view_coefficients
 
 SUM_TERMS = ("reg_shape_loss", "reg_color_loss")  # sums over the batch in the original
+# Terms whose value on a replica is already its part of the whole batch's.
+OWN_PARTS = SUM_TERMS + tuple(GATES)
 BATCH_KEYS = ("images", "skins", "landmarks", "flag")
 IMAGE_SUMMARIES = ("render_composite", "viewsyn_image", "covisibility", "depth_target")
 
@@ -100,8 +105,6 @@ class Trainer(tf.Module):
                                        name="train_op/beta1_power")
         self.beta2_power = tf.Variable(beta2, dtype=tf.float32, trainable=False,
                                        name="train_op/beta2_power")
-        self._sum_weights = {"reg_shape_loss": weights.gpmm_regular_shape_loss_weight,
-                             "reg_color_loss": weights.gpmm_regular_color_loss_weight}
 
     # --- checkpoint names -------------------------------------------------
     def state(self, global_step):
@@ -135,16 +138,17 @@ class Trainer(tf.Module):
         self.beta2_power.assign(self.hyper["beta2"])
 
     # --- the step ---------------------------------------------------------
-    def _share(self, name, value, share, losses):
-        """A replica's part of a loss, so that the replicas' parts sum to the
-        original's value over the global batch."""
-        if name in SUM_TERMS:
-            return value
-        if name in ("common_loss", "total_loss"):
-            sums = sum((self._sum_weights[t] * losses[t]
-                        for t in SUM_TERMS if self._sum_weights[t] > 0), tf.constant(0.0))
-            return share * (value - sums) + sums
-        return share * value
+    def _parts(self, losses, share):
+        """This replica's parts of the whole batch's losses: they sum over the
+        replicas to the original's values on the global batch."""
+        terms = {name: value if name in OWN_PARTS else share * value
+                 for name, value in losses.items() if name not in SUM_NAMES}
+        return dict(terms, **total_loss(terms, self.weights))
+
+    def _replica_batch(self):
+        context = tf.distribute.get_replica_context()
+        return ReplicaBatch(self.global_batch_size,
+                            lambda x: context.all_reduce(tf.distribute.ReduceOp.SUM, x))
 
     def _replica_step(self, batch):
         size = tf.shape(batch["flag"])[0]
@@ -159,11 +163,10 @@ class Trainer(tf.Module):
             outputs = training_losses(safe, batch, self.model, self.identity_network,
                                       self.weights, front_only=self.front_only,
                                       per_sample_gating=self.per_sample_gating,
-                                      forms=self.forms)
+                                      forms=self.forms, replicas=self._replica_batch())
             losses = {name: tf.where(finite, value, float("nan"))
                       for name, value in outputs.losses.items()}
-            parts = {name: self._share(name, value, share, losses)
-                     for name, value in losses.items()}
+            parts = self._parts(losses, share)
             parts["coefficients_nonfinite"] = 1.0 - tf.cast(finite, tf.float32)
             objective = parts["total_loss"]
         gradients = tape.gradient(objective, self.trainable)
