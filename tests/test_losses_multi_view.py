@@ -333,6 +333,30 @@ def test_gating_per_sample_as_the_paper_describes(errors):
                                    rtol=1e-12)
 
 
+
+@pytest.mark.parametrize("per_sample", [False, True])
+def test_replica_parts_sum_to_the_whole_batch(errors, per_sample):
+    """ReplicaBatch: samples 0 and 1-2 on two replicas (flags 0 and 1, 2, so
+    the replicas' gates differ); each replica's terms, with the whole batch's
+    size and gate sums, add up to the terms of the whole batch."""
+    whole = gate_multi_view(errors, FLAGS, per_sample=per_sample)
+    halves = [slice(0, 1), slice(1, 3)]
+    totals = {}
+    for name, offset in (("pixel_loss", 0), ("ssim_loss", 0), ("depth_loss", 0),
+                         ("epi_loss", 1)):
+        global_gate_sum = np.clip(FLAGS - offset, 0, 1).sum()
+        replicas = multi_view.ReplicaBatch(3, lambda _, s=global_gate_sum: tf.constant(
+            s, tf.float64))
+        totals[name] = sum(gate_multi_view({name: [e[half] for e in errors[name]]},
+                                           FLAGS[half], per_sample=per_sample,
+                                           replicas=replicas)[name].numpy()
+                           for half in halves)
+        np.testing.assert_allclose(totals[name], whole[name].numpy(), rtol=1e-12)
+    # Each replica on its own (no ReplicaBatch) would not: sample 0's
+    # replica has no gate at all.
+    alone = gate_multi_view({"depth_loss": [e[:1] for e in errors["depth_loss"]]}, FLAGS[:1])
+    assert alone["depth_loss"].numpy() < 1e-3 < whole["depth_loss"].numpy()
+
 # ---------------------------------------------------------------- covisibility sets
 
 def np_covisible_triangles(target_ids, source_ids, triangles, num_vertices):
