@@ -6,6 +6,10 @@ synthetic tuples than the one trained without them.
     python -m experiments.multi_view_claim [--train_steps=200] [--run_seeds=1,2,3] \\
         [--warm_up_steps=2000] [--num_train_tuples=96] [--num_heldout_tuples=32] \\
         [--batch_size=2] [--write_docs]
+    python -m experiments.multi_view_claim --combine=a.json,b.json [--output=all.json]
+
+--combine tables the seeds of several runs of one setting together (their
+settings must agree but for the seeds), without training.
 
 Data: tuples 0..num_train_tuples-1 of mgc.data.synthetic.SyntheticTuples
 (--seed, default 0; the face model --path_gpmm, default the parity inputs'
@@ -105,6 +109,9 @@ flags.DEFINE_integer("warm_up_steps", 2000, "Steps of the shared pose-supervised
                      lower_bound=0)
 flags.DEFINE_float("warm_up_learning_rate", 1e-4, "Adam's learning rate of the warm-up.",
                    lower_bound=0.0)
+flags.DEFINE_list("combine", [], "JSON outputs of earlier runs of the same setting with "
+                  "other seeds: print (and with --output write) the table of all their "
+                  "seeds together instead of training.")
 flags.DEFINE_enum("backbone", "small", ["small", "resnet50"], "small: the five-layer CNN "
                   "of this comparison; resnet50: MGCNet's encoder.")
 
@@ -549,21 +556,76 @@ def run():
     summary = summarise(runs)
     text = table(summary, settings)
     print(text)
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
-    temporary = output + ".tmp"
-    with open(temporary, "w") as stream:
-        json.dump({"settings": settings, "summary": summary, "runs": runs}, stream, indent=1)
-    os.replace(temporary, output)
+    _write_json(output, {"settings": settings, "summary": summary, "runs": runs})
     if FLAGS.write_docs:
         doc_blocks.replace_block(RESULTS_DOC, "multi_view_claim", text)
     return EXIT_DONE
+
+
+# Settings that may differ between runs combined: the rest must agree.
+COMBINED_FREE = ("run_seeds", "minutes", "commit")
+
+
+def _load_run(path):
+    try:
+        with open(path) as stream:
+            content = json.load(stream)
+        return content["settings"], content["runs"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SetupError(f"--combine: {path}: not a multi_view_claim output "
+                         f"({one_line(error)})") from None
+
+
+def combine(paths_):
+    """The settings (seeds and minutes summed, commits listed) and summary of
+    the runs in several outputs of one setting."""
+    loaded = [_load_run(path) for path in paths_]
+    first = {k: v for k, v in loaded[0][0].items() if k not in COMBINED_FREE}
+    runs, seeds = [], []
+    for path, (settings, more) in zip(paths_, loaded):
+        differing = sorted(k for k in set(first) | set(settings)
+                           if k not in COMBINED_FREE and settings.get(k) != first.get(k))
+        if differing:
+            raise SetupError(f"--combine: {path} was run with other settings "
+                             f"({', '.join(differing)}) than {paths_[0]}")
+        runs += more
+        seeds += settings["run_seeds"]
+    if len(set(seeds)) != len(seeds):
+        raise SetupError(f"--combine: seeds {sorted(seeds)} repeat: each run once")
+    commits = dict.fromkeys(settings["commit"] for settings, _ in loaded)
+    combined = dict(loaded[0][0], run_seeds=seeds, commit=", ".join(commits),
+                    minutes=sum(settings["minutes"] for settings, _ in loaded))
+    return combined, summarise(runs), runs
+
+
+def run_combine():
+    if FLAGS.write_docs:
+        raise SetupError("--write_docs rewrites the defaults' table; it does not apply with "
+                         "--combine")
+    if FLAGS.output and os.path.abspath(FLAGS.output) in map(os.path.abspath, FLAGS.combine):
+        raise SetupError(f"--output={FLAGS.output} is one of the runs to combine: name a new "
+                         "file")
+    settings, summary, runs = combine(FLAGS.combine)
+    print(table(summary, settings))
+    if FLAGS.output:
+        _write_json(FLAGS.output, {"settings": settings, "summary": summary, "runs": runs})
+    return EXIT_DONE
+
+
+def _write_json(output, content):
+    """Writes atomically: an interrupted run leaves any earlier file whole."""
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    temporary = output + ".tmp"
+    with open(temporary, "w") as stream:
+        json.dump(content, stream, indent=1)
+    os.replace(temporary, output)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}", exitcode=EXIT_SETUP)
     try:
-        return run()
+        return run_combine() if FLAGS.combine else run()
     except SetupError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_SETUP

@@ -159,3 +159,46 @@ def test_tiny_comparison_end_to_end(oracle, tmp_path):
         mean_difference = row["without"]["mean"] - row["with"]["mean"]
         assert row["difference"]["mean"] == pytest.approx(mean_difference, abs=1e-9)
     assert "| rotation_deg |" in done.stdout
+
+
+def _fake_output(path, seeds, learning_rate=1e-4):
+    """A multi_view_claim output of `seeds` with made-up errors (2 images)."""
+    from experiments.multi_view_claim import METRICS
+    runs = []
+    for seed in seeds:
+        errors = {arm: {m: [seed + bias, seed + bias + 1.0] for m in METRICS}
+                  for arm, bias in (("without", 1.0), ("with", 0.5))}
+        runs.append({"seed": seed, **{state: {m: 5.0 for m in METRICS}
+                                      for state in ("untrained", "start")},
+                     **{arm: {"errors": {m: float(np.mean(v)) for m, v in e.items()},
+                              "per_image": e} for arm, e in errors.items()}})
+    settings = dict(backbone="small", train_steps=2, batch_size=2, learning_rate=learning_rate,
+                    warm_up_steps=2, warm_up_learning_rate=1e-4, num_train_tuples=2,
+                    num_heldout_tuples=1, heldout_start=160, run_seeds=list(seeds), data_seed=0,
+                    face_model="x.h5", commit="abc1234", per_sample_gating=False,
+                    flag_fore=1, depth_frame="target", epipolar="textbook", minutes=1.5)
+    with open(path, "w") as stream:
+        json.dump({"settings": settings, "summary": {}, "runs": runs}, stream)
+    return str(path)
+
+
+def test_combine_tables_the_seeds_of_several_runs(tmp_path):
+    first = _fake_output(tmp_path / "a.json", [1, 2])
+    second = _fake_output(tmp_path / "b.json", [3])
+    output = tmp_path / "all.json"
+    done = _run([f"--combine={first},{second}", f"--output={output}"])
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "seeds 1, 2, 3" in done.stdout
+    combined = json.loads(output.read_text())
+    assert [r["seed"] for r in combined["runs"]] == [1, 2, 3]
+    assert combined["settings"]["minutes"] == pytest.approx(3.0)
+    rotation = combined["summary"]["rotation_deg"]
+    assert rotation["difference"]["mean"] == pytest.approx(0.5)
+    assert rotation["with_better"] == 3 and rotation["per_image_difference"]["n"] == 6
+    # Other settings, repeated seeds, or the output among the inputs: refused.
+    other = _fake_output(tmp_path / "c.json", [4], learning_rate=1e-5)
+    for args, message in (([f"--combine={first},{other}"], "learning_rate"),
+                          ([f"--combine={first},{first}"], "repeat"),
+                          ([f"--combine={first},{second}", f"--output={first}"], "new file")):
+        done = _run(args)
+        assert done.returncode == 2 and message in done.stderr, done.stderr[-1000:]
