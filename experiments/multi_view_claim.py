@@ -570,7 +570,11 @@ def _load_run(path):
     try:
         with open(path) as stream:
             content = json.load(stream)
-        return content["settings"], content["runs"]
+        settings, runs = content["settings"], content["runs"]
+        missing = [key for key in COMBINED_FREE if key not in settings]
+        if missing:
+            raise KeyError(missing[0])
+        return settings, runs
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise SetupError(f"--combine: {path}: not a multi_view_claim output "
                          f"({one_line(error)})") from None
@@ -602,6 +606,8 @@ def run_combine():
     if FLAGS.write_docs:
         raise SetupError("--write_docs rewrites the defaults' table; it does not apply with "
                          "--combine")
+    if FLAGS.output and os.path.isdir(FLAGS.output):
+        raise SetupError(f"--output={FLAGS.output} is a folder; name the JSON file to write")
     if FLAGS.output and os.path.abspath(FLAGS.output) in map(os.path.abspath, FLAGS.combine):
         raise SetupError(f"--output={FLAGS.output} is one of the runs to combine: name a new "
                          "file")

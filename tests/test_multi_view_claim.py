@@ -199,6 +199,8 @@ def test_combine_tables_the_seeds_of_several_runs(tmp_path):
     other = _fake_output(tmp_path / "c.json", [4], learning_rate=1e-5)
     for args, message in (([f"--combine={first},{other}"], "learning_rate"),
                           ([f"--combine={first},{first}"], "repeat"),
-                          ([f"--combine={first},{second}", f"--output={first}"], "new file")):
+                          ([f"--combine={first},{second}", f"--output={first}"], "new file"),
+                          ([f"--combine={first},{tmp_path}"], "not a multi_view_claim output"),
+                          ([f"--combine={first}", f"--output={tmp_path}"], "is a folder")):
         done = _run(args)
         assert done.returncode == 2 and message in done.stderr, done.stderr[-1000:]
