@@ -7,10 +7,10 @@ per step and its weights after the steps, as lists.
 
     python -m tests.mirrored_step_check FACE_MODEL_H5 DATA_ROOT
 """
+import dataclasses
 import json
 import sys
 
-import numpy as np
 import tensorflow as tf
 
 STEPS = 2
@@ -27,7 +27,6 @@ def _run(strategy, model, batch):
     from experiments.multi_view_claim import small_encoder_class, SMALL_SCOPE
     from experiments.mgcnet_flags import loss_weights
     from mgc.train.trainer import Trainer, distribute, glorot_initialise
-    import dataclasses
     weights = dataclasses.replace(loss_weights("documented"), gpmm_id_loss_weight=0.0)
     with strategy.scope():
         encoder = small_encoder_class()()
@@ -62,5 +61,4 @@ def main(h5, data_root):
 
 
 if __name__ == "__main__":
-    np.seterr(all="ignore")
     main(sys.argv[1], sys.argv[2])

@@ -639,14 +639,18 @@ class ReplicaBatch:
     sum_over_replicas: object  # callable: scalar tensor -> scalar tensor
 
 
-def _gated(error, gate, mode, per_sample, replicas):
-    """One source's gated term (its part of it, with replicas); B and the
-    gate sum G are the whole batch's."""
+def _batch_size_and_gate_sum(gate, replicas):
+    """B and the gate sum G of the whole batch (through the replicas' sum
+    when the gate is one replica's)."""
     if replicas is None:
-        size, gate_sum = tf.cast(tf.size(gate), gate.dtype), tf.reduce_sum(gate)
-    else:
-        size = tf.constant(float(replicas.global_size), gate.dtype)
-        gate_sum = tf.cast(replicas.sum_over_replicas(tf.reduce_sum(gate)), gate.dtype)
+        return tf.cast(tf.size(gate), gate.dtype), tf.reduce_sum(gate)
+    return (tf.constant(float(replicas.global_size), gate.dtype),
+            tf.cast(replicas.sum_over_replicas(tf.reduce_sum(gate)), gate.dtype))
+
+
+def _gated(error, gate, mode, per_sample, size, gate_sum):
+    """One source's gated term (a replica's part of it, when size and
+    gate_sum are the whole batch's B and G)."""
     if per_sample:
         weighted = tf.reduce_sum(error * gate)
         normaliser = size if mode == "batch_mean" else gate_sum + FLAG_EPS
@@ -706,8 +710,9 @@ def gate_multi_view(losses, flags, per_sample=False, replicas=None):
         errors = [_errors(values, name, i) for i, values in enumerate(per_source)]
         dtype = tf.float64 if any(e.dtype == tf.float64 for e in errors) else tf.float32
         gate = tf.clip_by_value(tf.cast(flags, dtype) - offset, 0, 1)
+        size, gate_sum = _batch_size_and_gate_sum(gate, replicas)  # once for all sources
         total = tf.constant(0.0, dtype)
         for error in errors:
-            total += _gated(tf.cast(error, dtype), gate, mode, per_sample, replicas)
+            total += _gated(tf.cast(error, dtype), gate, mode, per_sample, size, gate_sum)
         gated[name] = total
     return gated
