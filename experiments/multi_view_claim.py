@@ -16,6 +16,10 @@ Data: tuples 0..num_train_tuples-1 of mgc.data.synthetic.SyntheticTuples
 synthetic BFM h5, the real BFM topology and mean shape with synthetic bases;
 backgrounds from the data root's demo_images) are the training set, the next
 num_heldout_tuples the held-out set; their SyntheticTruth is the answer.
+--train_landmarks=detected trains on the landmarks dlib finds on each view
+(mgc.data.prepare.crop_landmarks), as a real training set has them, instead
+of the exact projections, which make the landmark term an oracle of each
+view's pose; the warm-up and the held-out errors still use the truth.
 
 The shared start: for each of --run_seeds the seeded initialisation, then
 --warm_up_steps of a pose-supervised warm-up on the training tuples (the
@@ -112,6 +116,10 @@ flags.DEFINE_float("warm_up_learning_rate", 1e-4, "Adam's learning rate of the w
 flags.DEFINE_list("combine", [], "JSON outputs of earlier runs of the same setting with "
                   "other seeds: print (and with --output write) the table of all their "
                   "seeds together instead of training.")
+flags.DEFINE_enum("train_landmarks", "exact", ["exact", "detected"], "The training tuples' "
+                  "landmarks: exact (the projected model landmarks) or detected (dlib's 68 "
+                  "points on each view, as mgc.data.prepare finds them; a tuple with a view "
+                  "without a face is left out). Held-out errors are always against the truth.")
 flags.DEFINE_enum("backbone", "small", ["small", "resnet50"], "small: the five-layer CNN "
                   "of this comparison; resnet50: MGCNet's encoder.")
 
@@ -222,6 +230,26 @@ def make_tuples(model, count, start, seed, data_root):
         arrays["flag"].append(np.int32(tuple_.flag))
         truths.append(truth)
     return {k: np.stack(v) for k, v in arrays.items()}, truths
+
+
+def detect_landmarks(data):
+    """`data` with each view's landmarks replaced by those mgc.data.prepare
+    detects on its image, tuples with a view without a face left out:
+    (data, kept tuple indices, mean distance of the detected from the exact
+    landmarks in pixels over the kept views)."""
+    from mgc.data.prepare import crop_landmarks
+    detected, kept = [], []
+    for index, views in enumerate(data["images"]):
+        points = [crop_landmarks(view) for view in views]
+        if all(p is not None for p in points):
+            detected.append(np.stack(points))
+            kept.append(index)
+    if not kept:
+        raise SetupError("--train_landmarks=detected: no face found in any training tuple")
+    data = {key: value[kept] for key, value in data.items()}
+    error = float(np.linalg.norm(np.stack(detected) - data["landmarks"], axis=-1).mean())
+    data["landmarks"] = np.stack(detected).astype(np.float32)
+    return data, kept, error
 
 
 def batch_order(count, batch_size, steps, seed):
@@ -447,9 +475,16 @@ def table(summary, settings):
               f"held-out tuples (x3 views), seeds {', '.join(map(str, settings['run_seeds']))} "
               f"(mean ± sd over seeds), face model {settings['face_model']}, commit "
               f"{settings['commit']}, depth frame {settings['depth_frame']}, epipolar "
-              f"{settings['epipolar']}, {settings['minutes']:.0f} min on {os.cpu_count()} CPU "
-              "cores."]
+              f"{settings['epipolar']}, {_landmark_words(settings)}, "
+              f"{settings['minutes']:.0f} min on {os.cpu_count()} CPU cores."]
     return "\n".join(lines)
+
+
+def _landmark_words(settings):
+    if settings.get("train_landmarks", "exact") == "exact":
+        return "exact training landmarks"
+    return (f"detected training landmarks ({settings['train_tuples_kept']} tuples kept, "
+            f"{settings['train_landmark_error_px']:.2f} px from the exact ones)")
 
 
 def _settings(model, seeds, batch_size):
@@ -463,7 +498,8 @@ def _settings(model, seeds, batch_size):
                 data_seed=common_flags.value_or("seed", DEFAULT_DATA_SEED),
                 face_model=os.path.basename(FLAGS.path_gpmm or DEFAULT_H5), commit=commit,
                 per_sample_gating=FLAGS.per_sample_gating, flag_fore=FLAGS.flag_fore,
-                depth_frame=FLAGS.depth_frame, epipolar=FLAGS.epipolar)
+                depth_frame=FLAGS.depth_frame, epipolar=FLAGS.epipolar,
+                train_landmarks=FLAGS.train_landmarks)
 
 
 def _heldout_start():
@@ -522,6 +558,13 @@ def run():
                                       data_seed, FLAGS.data_root)
     except SyntheticSetupError as error:
         raise SetupError(one_line(error)) from None
+    detection = {}
+    if FLAGS.train_landmarks == "detected":
+        train, kept, error = detect_landmarks(train)
+        train_truths = [train_truths[i] for i in kept]
+        detection = dict(train_tuples_kept=len(kept), train_landmark_error_px=error)
+        print(f"detected landmarks: {len(kept)} of {FLAGS.num_train_tuples} training tuples "
+              f"kept, {error:.2f} px from the exact ones", file=sys.stderr)
     print(f"{len(train['flag'])} training and {len(heldout['flag'])} held-out tuples made "
           f"({time.time() - started:.0f} s)", file=sys.stderr)
     weights = arm_weights(base)
@@ -529,7 +572,7 @@ def run():
                      FLAGS.claim_learning_rate) for arm in ARMS}
     runs = []
     for seed in seeds:
-        order = batch_order(FLAGS.num_train_tuples, batch_size, FLAGS.train_steps, seed)
+        order = batch_order(len(train_truths), batch_size, FLAGS.train_steps, seed)
         run_ = {"seed": seed}
         first = arms[ARMS[0]]
         initialise(first.encoder, FLAGS.backbone, seed)
@@ -552,6 +595,7 @@ def run():
         runs.append(run_)
     settings = _settings(model, seeds, batch_size)
     settings["minutes"] = (time.time() - started) / 60.0
+    settings.update(detection)
     settings["weights"] = {arm: dataclasses.asdict(w) for arm, w in weights.items()}
     summary = summarise(runs)
     text = table(summary, settings)
@@ -580,6 +624,11 @@ def _load_run(path):
                          f"({one_line(error)})") from None
 
 
+def _setting(settings, key):
+    """A run's setting; outputs made before --train_landmarks existed used exact ones."""
+    return settings.get(key, "exact" if key == "train_landmarks" else None)
+
+
 def combine(paths_):
     """The settings (seeds and minutes summed, commits listed) and summary of
     the runs in several outputs of one setting."""
@@ -588,7 +637,7 @@ def combine(paths_):
     runs, seeds = [], []
     for path, (settings, more) in zip(paths_, loaded):
         differing = sorted(k for k in set(first) | set(settings)
-                           if k not in COMBINED_FREE and settings.get(k) != first.get(k))
+                           if k not in COMBINED_FREE and _setting(settings, k) != _setting(first, k))
         if differing:
             raise SetupError(f"--combine: {path} was run with other settings "
                              f"({', '.join(differing)}) than {paths_[0]}")

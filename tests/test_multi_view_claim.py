@@ -102,6 +102,24 @@ def test_warm_up_fits_the_pose_outputs_only():
     assert np.any(weights[:, pose_slice()] != 0) and not np.any(weights[:, others])
 
 
+def test_detected_training_landmarks_replace_the_exact_ones(oracle):
+    from experiments.multi_view_claim import detect_landmarks, make_tuples
+    from mgc import paths
+    from mgc.facemodel import load_face_model
+    model = load_face_model(parity_inputs.synthetic_h5(oracle))
+    data, _ = make_tuples(model, 3, 0, 0, paths.data_root())
+    exact = data["landmarks"].copy()
+    data["images"][1, 2] = 0  # a view without a face: its tuple is left out
+    detected, kept, error = detect_landmarks(data)
+    assert kept == [0, 2]
+    assert detected["images"].shape[0] == detected["flag"].shape[0] == 2
+    assert np.array_equal(detected["images"][1], data["images"][2])
+    assert detected["landmarks"].shape == (2, 3, 68, 2)
+    distance = np.linalg.norm(detected["landmarks"] - exact[kept], axis=-1)
+    # dlib's points are near the projected ones but not the same (about 5 px on these faces).
+    assert 0.5 < error < 15 and error == pytest.approx(distance.mean(), rel=1e-5)
+
+
 def test_identity_term_is_refused_with_one_line(tmp_path):
     done = _run(["--gpmm_id_loss_weight=0.2", f"--output={tmp_path / 'x.json'}"])
     assert done.returncode == 2, done.stderr[-2000:]
@@ -124,12 +142,14 @@ def test_tiny_comparison_end_to_end(oracle, tmp_path):
     done = _run([f"--path_gpmm={h5}", f"--output={output}", "--train_steps=2",
                  "--run_seeds=1,1", "--num_train_tuples=2", "--num_heldout_tuples=1",
                  "--batch_size=1", "--warm_up_steps=2", "--depth_frame=target",
-                 "--heldout_start=5"])
+                 "--heldout_start=5", "--train_landmarks=detected"])
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(output.read_text())
     settings = result["settings"]
     assert settings["depth_frame"] == "target" and settings["epipolar"] == "original"
     assert settings["heldout_start"] == 5
+    assert settings["train_landmarks"] == "detected" and settings["train_tuples_kept"] == 2
+    assert 0 < settings["train_landmark_error_px"] < 15
     assert settings["train_steps"] == 2 and settings["run_seeds"] == [1, 1]
     assert settings["warm_up_steps"] == 2
     assert settings["weights"]["without"]["MULTIVIEW_weight"] == 0.0

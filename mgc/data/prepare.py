@@ -176,12 +176,20 @@ def prepare_view(image, path, detector="auto"):
                          largest_face_only=True)[0]
     if face.crop_landmarks68 is not None:
         return face.crop, face.crop_landmarks68, face.landmark_source
-    boxes = detect_faces(face.crop, detector)  # a 5-point file: 68 points from the crop
-    if not boxes:
+    landmarks = crop_landmarks(face.crop, detector)  # a 5-point file: 68 points from the crop
+    if landmarks is None:
         raise NoFaceError(f"{path}: no face found in the crop its 5-point file "
                           f"{face.landmark_file} aligns")
-    landmarks = LandmarkPredictor().predict(face.crop, boxes[0]).astype(np.float32)
     return face.crop, landmarks, "crop"
+
+
+def crop_landmarks(crop, detector="auto"):
+    """68 landmarks float32 [68, 2] of the first face detected in a crop
+    (uint8 [224, 224, 3]), or None where none is found."""
+    boxes = detect_faces(crop, detector)
+    if not boxes:
+        return None
+    return LandmarkPredictor().predict(crop, boxes[0]).astype(np.float32)
 
 
 def make_tuple(source, detector="auto"):
