@@ -247,8 +247,9 @@ def detect_landmarks(data):
     if not kept:
         raise SetupError("--train_landmarks=detected: no face found in any training tuple")
     data = {key: value[kept] for key, value in data.items()}
-    error = float(np.linalg.norm(np.stack(detected) - data["landmarks"], axis=-1).mean())
-    data["landmarks"] = np.stack(detected).astype(np.float32)
+    detected = np.stack(detected)  # float32, as crop_landmarks returns them
+    error = float(np.linalg.norm(detected - data["landmarks"], axis=-1).mean())
+    data["landmarks"] = detected
     return data, kept, error
 
 
@@ -481,7 +482,7 @@ def table(summary, settings):
 
 
 def _landmark_words(settings):
-    if settings.get("train_landmarks", "exact") == "exact":
+    if _setting(settings, "train_landmarks") == "exact":
         return "exact training landmarks"
     return (f"detected training landmarks ({settings['train_tuples_kept']} tuples kept, "
             f"{settings['train_landmark_error_px']:.2f} px from the exact ones)")
