@@ -99,7 +99,7 @@ CORE_DIR := build/rasterize_core
 CORE_SRC := ops/rasterize_triangles
 CORE_HEADERS := $(wildcard $(CORE_SRC)/*.h) ops/build_config.bzl
 CORE_LIBS := $(CORE_DIR)/librasterize_core_cpu.so $(CORE_DIR)/librasterize_core_cpu_scalar.so \
-  $(if $(NVCC),$(CORE_DIR)/librasterize_core_cuda.so)
+  $(CORE_DIR)/librasterize_core_cpu_sse2.so $(if $(NVCC),$(CORE_DIR)/librasterize_core_cuda.so)
 
 # Each library is linked to a .part file and renamed into place: a process that has
 # the old one loaded (a test run) keeps it instead of crashing.
@@ -115,6 +115,13 @@ $(CORE_DIR)/librasterize_core_cpu.so: $(CORE_SRC)/rasterize_core_c_api.cc $(CORE
 $(CORE_DIR)/librasterize_core_cpu_scalar.so: $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc $(CORE_HEADERS)
 	mkdir -p $(CORE_DIR)
 	g++ -shared -fPIC $(HOST_FLAGS) -std=c++17 -DMGC_RASTERIZE_SCALAR $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc -o $@.part
+	mv $@.part $@
+
+# And with SSE2 only (-DMGC_RASTERIZE_NO_AVX2): the path of x86 CPUs without AVX2, which the
+# default library only takes where the CPU lacks it.
+$(CORE_DIR)/librasterize_core_cpu_sse2.so: $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc $(CORE_HEADERS)
+	mkdir -p $(CORE_DIR)
+	g++ -shared -fPIC $(HOST_FLAGS) -std=c++17 -DMGC_RASTERIZE_NO_AVX2 $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc -o $@.part
 	mv $@.part $@
 
 $(CORE_DIR)/librasterize_core_cuda.so: $(CORE_SRC)/rasterize_core_c_api.cc $(CORE_SRC)/rasterize_triangles_cpu.cc $(CORE_SRC)/rasterize_triangles_cuda.cu.cc $(CORE_HEADERS)

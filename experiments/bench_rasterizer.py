@@ -90,7 +90,10 @@ def build_upstream_ops(path):
             stream.write(text.replace('"RasterizeTriangles', f'"{UPSTREAM_PREFIX}RasterizeTriangles'))
     library = os.path.join(work, "upstream_rasterizer.so")
     # -O2 as upstream's Bazel opt build; TensorFlow's own ABI and include flags.
-    command = (["g++", "-shared", "-fPIC", "-O2", "-DNDEBUG", "-Wno-deprecated-declarations",
+    # Upstream's rasterize_triangles_impl.cc calls std::floor and std::ceil
+    # without including <cmath>, which GCC 12's <algorithm> no longer brings.
+    command = (["g++", "-shared", "-fPIC", "-O2", "-DNDEBUG", "-include", "cmath",
+                "-Wno-deprecated-declarations",
                 "-Wno-interference-size", *tf.sysconfig.get_compile_flags()]
                + [os.path.join(work, name) for name in UPSTREAM_SOURCES]
                + ["-o", library, *tf.sysconfig.get_link_flags()])

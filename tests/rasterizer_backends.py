@@ -11,6 +11,10 @@ test base and PyTorch3D's Python-vs-CPU-vs-CUDA tests do it:
                    (librasterize_core_cpu_scalar.so): rasterize_math.h's
                    scalar functions, the CUDA kernels' arithmetic, instead
                    of the CPU's SSE2 code
+  core_cpu_sse2    the same core built with -DMGC_RASTERIZE_NO_AVX2
+                   (librasterize_core_cpu_sse2.so): the SSE2 path, which
+                   core_cpu replaces with AVX2 groups of small triangles
+                   where the CPU has AVX2
   core_cuda        the TensorFlow-free CUDA core through the same interface
                    (librasterize_core_cuda.so)
 
@@ -111,7 +115,7 @@ class CoreLibrary:
 
     def __init__(self, device):
         self.device = device
-        self.name = f"core_{device}"  # device: "cpu", "cpu_scalar" or "cuda"
+        self.name = f"core_{device}"  # device: "cpu", "cpu_scalar", "cpu_sse2" or "cuda"
         self._path = os.path.join(CORE_LIBRARY_DIR, f"librasterize_core_{device}.so")
         self._library = None
 
@@ -171,4 +175,5 @@ class CoreLibrary:
 
 BACKENDS = {backend.name: backend for backend in
             (NumpyReference(), TfOpCpu(), CoreLibrary("cpu"), CoreLibrary("cpu_scalar"),
+             CoreLibrary("cpu_sse2"),
              CoreLibrary("cuda"))}

@@ -12,7 +12,10 @@
 // depend on the split. With several blocks a parallel pass first sorts the
 // triangles into the blocks their bounds reach (chunks of triangles, each
 // chunk's lists kept in triangle order), so a block only reads its own
-// triangles and the bounds are computed once, not once per block.
+// triangles and the bounds are computed once, not once per block. On CPUs
+// with AVX2 the triangles of an image or block are drawn eight at a time,
+// grouped by candidate-pixel count (GroupedDrawer); the depth test (Wins)
+// gives the same winner in any drawing order.
 //
 // Backward: each unit (a whole image, or a block of rows when the batch is
 // smaller than the number of threads) reads the triangle ids of its rows
@@ -38,6 +41,13 @@
 #if defined(__SSE2__) && !defined(MGC_RASTERIZE_SCALAR)
 #define MGC_RASTERIZE_SSE2 1
 #include <emmintrin.h>
+// And where the compiler can target AVX2 in single functions (GCC, Clang),
+// small triangles in groups of eight when the CPU has it; not with
+// -DMGC_RASTERIZE_NO_AVX2 (the tests' SSE2-only build).
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(MGC_RASTERIZE_NO_AVX2)
+#define MGC_RASTERIZE_AVX2 1
+#include <immintrin.h>
+#endif
 #endif
 
 namespace mgc {
@@ -223,9 +233,17 @@ void ClearRows(const ImageTarget& target, int row_begin, int row_end) {
   std::fill_n(target.z_buffer + first, count, 1.0f);
 }
 
+// Whether triangle t at depth z replaces what a pixel holds: the nearer
+// depth wins, and on equal depth the later triangle (-1 is the empty pixel
+// at depth 1). The winner is then the same whatever order the triangles are
+// drawn in (the same rule as the CUDA kernel's DepthIdKey), which lets the
+// AVX2 path below draw small triangles in groups.
+inline bool Wins(float z, int32_t t, float old_z, int32_t old_id) {
+  return z < old_z || (z == old_z && t > old_id);
+}
+
 // Draws triangle t over the pixel rectangle (already within the image and
-// the block), keeping the nearest depth per pixel ("<=": on equal depth the
-// later triangle wins).
+// the block), keeping the winner (Wins) per pixel.
 void DrawTriangle(const ImageTarget& target, int32_t t, int x_first, int x_last, int y_first,
                   int y_last) {
   const int32_t* corners = target.triangles + 3 * int64_t{t};
@@ -248,7 +266,7 @@ void DrawTriangle(const ImageTarget& target, int32_t t, int x_first, int x_last,
       float z;
       if (!coverage.Cover(_mm_set1_ps(target.centers.x(x)), py_term, &b, &z)) continue;
       const int64_t pixel = y * width + x;
-      if (z > z_buffer[pixel]) continue;
+      if (!Wins(z, t, z_buffer[pixel], ids[pixel])) continue;
       z_buffer[pixel] = z;
       ids[pixel] = t;
       StoreThree(barycentrics + 3 * pixel, b);
@@ -260,13 +278,246 @@ void DrawTriangle(const ImageTarget& target, int32_t t, int x_first, int x_last,
   ScanTrianglePixels(setup, v0, v1, v2, target.centers, x_first, x_last, y_first, y_last,
                      [=](int x, int y, const float* b, float z) {
                        const int64_t pixel = y * width + x;
-                       if (z > z_buffer[pixel]) return;
+                       if (!Wins(z, t, z_buffer[pixel], ids[pixel])) return;
                        z_buffer[pixel] = z;
                        ids[pixel] = t;
                        std::copy_n(b, 3, barycentrics + 3 * pixel);
                      });
 #endif
 }
+
+#if MGC_RASTERIZE_AVX2
+// Small triangles eight at a time on AVX2 (x86 CPUs that have it, chosen at
+// run time). Most triangles of a face mesh have one to a few candidate
+// pixels, so per-triangle overhead and mispredicted branches decide the
+// speed: here the triangles of a pass are first sorted, without branches,
+// into classes by candidate count (1, 2, 3-4, 5-8, 9-16; more go to
+// DrawTriangle), then lane i of every vector belongs to triangle i of a
+// group of eight of one class, the setup is one pass for all eight, and step
+// k tests candidate pixel k of each triangle's bounds. Every lane does
+// DrawTriangle's scalar operations in the same order (no fused multiply-add:
+// the target is avx2 without fma), so the values are the same bits; the
+// depth test is Wins, lane by lane, so the drawing order does not change the
+// result.
+#define MGC_AVX2 __attribute__((target("avx2")))
+
+constexpr int kLanes = 8;
+constexpr int kGroupedClasses = 5;  // up to 1, 2, 4, 8 and 16 candidate pixels
+constexpr int kLargeClass = kGroupedClasses;  // more: DrawTriangle
+constexpr int kEmptyClass = kGroupedClasses + 1;  // no pixel centre: dropped
+// Triangles sorted before their classes are drawn.
+constexpr int kTrianglesPerChunk = 512;
+
+// The triangles of one class, by field (lanes of a group are consecutive).
+struct TriangleClass {
+  alignas(32) int32_t id[kTrianglesPerChunk + kLanes];
+  alignas(32) int32_t pixels[kTrianglesPerChunk + kLanes];
+  alignas(32) int32_t x_first[kTrianglesPerChunk + kLanes];
+  alignas(32) int32_t x_last[kTrianglesPerChunk + kLanes];
+  alignas(32) int32_t y_first[kTrianglesPerChunk + kLanes];
+  alignas(32) int32_t y_last[kTrianglesPerChunk + kLanes];
+  int size = 0;
+
+  void Copy(int from, int to) {
+    id[to] = id[from];
+    pixels[to] = pixels[from];
+    x_first[to] = x_first[from];
+    x_last[to] = x_last[from];
+    y_first[to] = y_first[from];
+    y_last[to] = y_last[from];
+  }
+};
+
+constexpr int kMaxGroupedPixels = 1 << (kGroupedClasses - 1);
+
+// Class of a triangle with `pixels` (>= 1) candidates: ceil(log2(pixels)) up
+// to kLargeClass, or kEmptyClass.
+inline int ClassOf(int pixels, bool any) {
+  const int log2_ceil = 31 - __builtin_clz(2u * static_cast<unsigned>(pixels) - 1u);
+  const int grouped = log2_ceil < kLargeClass ? log2_ceil : kLargeClass;
+  return any ? grouped : kEmptyClass;
+}
+
+MGC_AVX2 inline __m256 Mul(__m256 a, __m256 b) { return _mm256_mul_ps(a, b); }
+MGC_AVX2 inline __m256 Add(__m256 a, __m256 b) { return _mm256_add_ps(a, b); }
+MGC_AVX2 inline __m256 Sub(__m256 a, __m256 b) { return _mm256_sub_ps(a, b); }
+
+MGC_AVX2 inline __m256i LoadLanes(const int32_t* values) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(values));
+}
+
+// (x, y, z, w) of vertex `corner` of each lane's triangle, one vector each:
+// two 4x4 transposes of the 128-bit loads.
+MGC_AVX2 inline void LoadCorner(const ImageTarget& target, const int32_t* ids, int corner,
+                                __m256* x, __m256* y, __m256* z, __m256* w) {
+  __m256 rows[4];
+  for (int lane = 0; lane < 4; ++lane) {
+    const int32_t* low = target.triangles + 3 * int64_t{ids[lane]};
+    const int32_t* high = target.triangles + 3 * int64_t{ids[lane + 4]};
+    rows[lane] = _mm256_insertf128_ps(
+        _mm256_castps128_ps256(_mm_loadu_ps(Corner(target.vertices, low, corner))),
+        _mm_loadu_ps(Corner(target.vertices, high, corner)), 1);
+  }
+  const __m256 xy01 = _mm256_unpacklo_ps(rows[0], rows[1]);  // x0 x1 y0 y1 (and lanes 4, 5)
+  const __m256 zw01 = _mm256_unpackhi_ps(rows[0], rows[1]);
+  const __m256 xy23 = _mm256_unpacklo_ps(rows[2], rows[3]);
+  const __m256 zw23 = _mm256_unpackhi_ps(rows[2], rows[3]);
+  *x = _mm256_shuffle_ps(xy01, xy23, _MM_SHUFFLE(1, 0, 1, 0));
+  *y = _mm256_shuffle_ps(xy01, xy23, _MM_SHUFFLE(3, 2, 3, 2));
+  *z = _mm256_shuffle_ps(zw01, zw23, _MM_SHUFFLE(1, 0, 1, 0));
+  *w = _mm256_shuffle_ps(zw01, zw23, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
+// SetupTriangle, CoverPixel and the depth test for the eight triangles of
+// `triangles` from index `first`.
+MGC_AVX2 void DrawGroup(const ImageTarget& target, const TriangleClass& triangles, int first) {
+  const int32_t* ids = triangles.id + first;
+  __m256 x[3], y[3], z[3], w[3];
+  for (int c = 0; c < 3; ++c) LoadCorner(target, ids, c, &x[c], &y[c], &z[c], &w[c]);
+  // SetupTriangle: rows of sign(det) adj(M).
+  __m256 e[3][3];
+  for (int i = 0; i < 3; ++i) {
+    const int j = (i + 1) % 3, k = (i + 2) % 3;
+    e[i][0] = Sub(Mul(y[j], w[k]), Mul(y[k], w[j]));
+    e[i][1] = Sub(Mul(x[k], w[j]), Mul(x[j], w[k]));
+    e[i][2] = Sub(Mul(x[j], y[k]), Mul(x[k], y[j]));
+  }
+  const __m256 det = Add(Add(Mul(x[0], e[0][0]), Mul(x[1], e[1][0])), Mul(x[2], e[2][0]));
+  const __m256 zero = _mm256_setzero_ps();
+  const __m256 drawable = _mm256_and_ps(_mm256_cmp_ps(det, zero, _CMP_NEQ_OQ),
+                                        _mm256_cmp_ps(Sub(det, det), zero, _CMP_EQ_OQ));
+  // det < 0 exactly where its sign bit is set (0 and NaN are not drawable).
+  const __m256 sign = _mm256_and_ps(det, _mm256_set1_ps(-0.0f));
+  for (int i = 0; i < 3; ++i) {
+    for (int j = 0; j < 3; ++j) e[i][j] = _mm256_xor_ps(e[i][j], sign);
+  }
+  const __m256i x_first = LoadLanes(triangles.x_first + first);
+  const __m256i x_last = LoadLanes(triangles.x_last + first);
+  const __m256i y_last = LoadLanes(triangles.y_last + first);
+  const __m256i pixels = LoadLanes(triangles.pixels + first);
+  const __m256i width = _mm256_set1_epi32(target.shape.width);
+  __m128i most = _mm_max_epi32(_mm256_castsi256_si128(pixels), _mm256_extracti128_si256(pixels, 1));
+  most = _mm_max_epi32(most, _mm_shuffle_epi32(most, _MM_SHUFFLE(1, 0, 3, 2)));
+  most = _mm_max_epi32(most, _mm_shuffle_epi32(most, _MM_SHUFFLE(2, 3, 0, 1)));
+  const int steps = _mm_cvtsi128_si32(most);
+  __m256i px = x_first, py = LoadLanes(triangles.y_first + first);
+  alignas(32) float b[3][kLanes];
+  alignas(32) float depth[kLanes];
+  alignas(32) int32_t pixel[kLanes];
+  for (int step = 0; step < steps; ++step) {
+    // Lanes whose triangle has fewer candidates have run past their last row.
+    const __m256 in_bounds =
+        _mm256_andnot_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(py, y_last)), drawable);
+    const __m256 cx = _mm256_i32gather_ps(target.centers.columns, px, 4);
+    const __m256 cy = _mm256_i32gather_ps(target.centers.rows, _mm256_min_epi32(py, y_last), 4);
+    __m256 edge[3];
+    __m256 inside = in_bounds;
+    for (int i = 0; i < 3; ++i) {
+      edge[i] = Add(Add(Mul(e[i][0], cx), Mul(e[i][1], cy)), e[i][2]);
+      inside = _mm256_and_ps(inside, _mm256_cmp_ps(edge[i], zero, _CMP_GE_OQ));
+    }
+    const __m256 sum = Add(Add(edge[0], edge[1]), edge[2]);
+    inside = _mm256_and_ps(inside, _mm256_cmp_ps(sum, zero, _CMP_GT_OQ));
+    __m256 bary[3];
+    for (int i = 0; i < 3; ++i) bary[i] = _mm256_div_ps(edge[i], sum);
+    const __m256 clip_z = Add(Add(Mul(bary[0], z[0]), Mul(bary[1], z[1])), Mul(bary[2], z[2]));
+    const __m256 clip_w = Add(Add(Mul(bary[0], w[0]), Mul(bary[1], w[1])), Mul(bary[2], w[2]));
+    const __m256 d = _mm256_div_ps(clip_z, clip_w);
+    inside = _mm256_and_ps(inside,
+                           _mm256_and_ps(_mm256_cmp_ps(d, _mm256_set1_ps(-1.0f), _CMP_GE_OQ),
+                                         _mm256_cmp_ps(d, _mm256_set1_ps(1.0f), _CMP_LE_OQ)));
+    unsigned lanes = static_cast<unsigned>(_mm256_movemask_ps(inside));
+    for (int i = 0; i < 3; ++i) _mm256_store_ps(b[i], bary[i]);
+    _mm256_store_ps(depth, d);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(pixel),
+                       _mm256_add_epi32(_mm256_mullo_epi32(py, width), px));
+    for (; lanes != 0; lanes &= lanes - 1) {
+      const int lane = __builtin_ctz(lanes);
+      const int64_t p = pixel[lane];
+      const int32_t t = ids[lane];
+      if (!Wins(depth[lane], t, target.z_buffer[p], target.ids[p])) continue;
+      target.z_buffer[p] = depth[lane];
+      target.ids[p] = t;
+      for (int i = 0; i < 3; ++i) target.barycentrics[3 * p + i] = b[i][lane];
+    }
+    // Next candidate: along the row, then the start of the next row.
+    px = _mm256_add_epi32(px, _mm256_set1_epi32(1));
+    const __m256i wrap = _mm256_cmpgt_epi32(px, x_last);
+    px = _mm256_blendv_epi8(px, x_first, wrap);
+    py = _mm256_sub_epi32(py, wrap);
+  }
+}
+
+// Sorts the triangles of a pass into classes (Add, no branch on the class)
+// and draws them a chunk at a time; the groups not yet full wait for the
+// next chunk, and Finish draws them.
+class GroupedDrawer {
+ public:
+  explicit GroupedDrawer(const ImageTarget& target)
+      : target_(target), classes_(new TriangleClass[kEmptyClass + 1]) {}
+
+  // Triangle t with bounds [x_first, x_last] x [y_first, y_last]; `any`:
+  // whether the bounds hold a pixel centre (if not, nothing is drawn).
+  void Add(int32_t t, int x_first, int x_last, int y_first, int y_last, bool any) {
+    // In 64 bits and clamped: the bounds of an empty triangle can be anything.
+    const int64_t area = (int64_t{x_last} - x_first + 1) * (int64_t{y_last} - y_first + 1);
+    const int pixels = static_cast<int>(
+        std::min<int64_t>(std::max<int64_t>(area, 1), kMaxGroupedPixels + 1));
+    TriangleClass& to = classes_[ClassOf(pixels, any)];
+    const int slot = to.size;
+    to.id[slot] = t;
+    to.pixels[slot] = pixels;
+    to.x_first[slot] = x_first;
+    to.x_last[slot] = x_last;
+    to.y_first[slot] = y_first;
+    to.y_last[slot] = y_last;
+    to.size = slot + 1;
+    classes_[kEmptyClass].size = 0;
+    if (++added_ == kTrianglesPerChunk) DrawChunk();
+  }
+
+  // Draws what is left, the empty lanes of the last groups repeating lane 0
+  // (drawing a triangle twice changes nothing: it does not win against
+  // itself).
+  void Finish() {
+    DrawChunk();
+    for (int c = 0; c < kGroupedClasses; ++c) {
+      TriangleClass& triangles = classes_[c];
+      if (triangles.size == 0) continue;
+      for (int lane = triangles.size; lane < kLanes; ++lane) triangles.Copy(0, lane);
+      DrawGroup(target_, triangles, 0);
+      triangles.size = 0;
+    }
+  }
+
+ private:
+  void DrawChunk() {
+    added_ = 0;
+    for (int c = 0; c < kGroupedClasses; ++c) {
+      TriangleClass& triangles = classes_[c];
+      const int full = triangles.size / kLanes * kLanes;
+      for (int first = 0; first < full; first += kLanes) DrawGroup(target_, triangles, first);
+      for (int i = full; i < triangles.size; ++i) triangles.Copy(i, i - full);
+      triangles.size -= full;
+    }
+    TriangleClass& large = classes_[kLargeClass];
+    for (int i = 0; i < large.size; ++i) {
+      DrawTriangle(target_, large.id[i], large.x_first[i], large.x_last[i], large.y_first[i],
+                   large.y_last[i]);
+    }
+    large.size = 0;
+  }
+
+  const ImageTarget& target_;
+  std::unique_ptr<TriangleClass[]> classes_;  // about 100 KB
+  int added_ = 0;
+};
+
+bool HasAvx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#endif  // MGC_RASTERIZE_AVX2
 
 // Bounds of triangle t within rows [row_begin, row_end), from the image's
 // vertex ranges; false when they hold no pixel centre.
@@ -300,31 +551,32 @@ inline __m128i LoadPacked(const PackedPixelRange* ranges, int32_t vertex) {
   return _mm_loadl_epi64(reinterpret_cast<const __m128i*>(ranges + vertex));
 }
 
-// TriangleBounds on packed ranges (the same minima, maxima and clamps).
-bool BoundsOf(const ImageTarget& target, const PackedPixelRange* ranges, int64_t t,
-              int row_begin, int row_end, BoundedTriangle* bounded) {
+// TriangleBounds on packed ranges (the same minima, maxima and clamps),
+// without a branch: *bounded is always written, and the result says whether
+// it holds a pixel centre.
+inline bool BoundsOf(const ImageTarget& target, const PackedPixelRange* ranges, int64_t t,
+                     int row_begin, int row_end, BoundedTriangle* bounded) {
   const int32_t* corners = target.triangles + 3 * t;
   const __m128i a = LoadPacked(ranges, corners[0]), b = LoadPacked(ranges, corners[1]),
                 c = LoadPacked(ranges, corners[2]);
   __m128i m = _mm_min_epi16(_mm_min_epi16(a, b), c);
-  if (static_cast<int16_t>(_mm_extract_epi16(m, 1)) == kBehindEye &&
-      ranges[corners[0]].lanes[1] == kBehindEye && ranges[corners[1]].lanes[1] == kBehindEye &&
-      ranges[corners[2]].lanes[1] == kBehindEye) {
-    return false;  // every corner behind the eye
-  }
+  // kBehindEye is below every other first row: the largest is kBehindEye
+  // exactly when every corner is behind the eye.
+  const __m128i highest = _mm_max_epi16(_mm_max_epi16(a, b), c);
+  const bool behind = static_cast<int16_t>(_mm_extract_epi16(highest, 1)) == kBehindEye;
   const __m128i lower = _mm_setr_epi16(0, static_cast<int16_t>(row_begin),
                                        static_cast<int16_t>(1 - target.shape.width),
                                        static_cast<int16_t>(1 - row_end), 0, 0, 0, 0);
   m = _mm_max_epi16(m, lower);
   // first - last in lanes 0 (x) and 1 (y): positive when empty.
   const __m128i span = _mm_add_epi16(m, _mm_shufflelo_epi16(m, _MM_SHUFFLE(1, 0, 3, 2)));
-  if (_mm_movemask_epi8(_mm_cmpgt_epi16(span, _mm_setzero_si128())) & 0xF) return false;
+  const bool empty = (_mm_movemask_epi8(_mm_cmpgt_epi16(span, _mm_setzero_si128())) & 0xF) != 0;
   bounded->id = static_cast<int32_t>(t);
   bounded->x_first = static_cast<int16_t>(_mm_extract_epi16(m, 0));
   bounded->y_first = static_cast<int16_t>(_mm_extract_epi16(m, 1));
   bounded->x_last = -static_cast<int16_t>(_mm_extract_epi16(m, 2));
   bounded->y_last = -static_cast<int16_t>(_mm_extract_epi16(m, 3));
-  return true;
+  return !(behind | empty);
 }
 #endif  // MGC_RASTERIZE_SSE2
 
@@ -343,7 +595,18 @@ void RasterizeImage(const ImageTarget& target, std::vector<Range>* ranges) {
   ranges->resize(shape.num_vertices);
   ComputeVertexRanges(shape, target.vertices, shape.num_vertices, ranges->data());
   ClearRows(target, 0, shape.height);
-  BoundedTriangle b;
+  BoundedTriangle b{};
+#if MGC_RASTERIZE_AVX2
+  if (HasAvx2()) {
+    GroupedDrawer drawer(target);
+    for (int64_t t = 0; t < shape.num_triangles; ++t) {
+      const bool any = BoundsOf(target, ranges->data(), t, 0, shape.height, &b);
+      drawer.Add(static_cast<int32_t>(t), b.x_first, b.x_last, b.y_first, b.y_last, any);
+    }
+    drawer.Finish();
+    return;
+  }
+#endif
   for (int64_t t = 0; t < shape.num_triangles; ++t) {
     if (BoundsOf(target, ranges->data(), t, 0, shape.height, &b)) {
       DrawTriangle(target, b.id, b.x_first, b.x_last, b.y_first, b.y_last);
@@ -381,12 +644,25 @@ void SortIntoBlocks(const ImageTarget& target, const Range* ranges, int64_t begi
   }
 }
 
-// Rows of one block: its lists from every chunk of triangles, in order.
+// Rows of one block: its lists from every chunk of triangles.
 void RasterizeBlock(const ImageTarget& target, const std::vector<BoundedTriangle>* lists,
                     int64_t chunks, int64_t blocks, int64_t block) {
   const int row_begin = BlockRowBegin(block, blocks, target.shape.height);
   const int row_end = BlockRowBegin(block + 1, blocks, target.shape.height);
   ClearRows(target, row_begin, row_end);
+#if MGC_RASTERIZE_AVX2
+  if (HasAvx2()) {
+    GroupedDrawer drawer(target);
+    for (int64_t chunk = 0; chunk < chunks; ++chunk) {
+      for (const BoundedTriangle& b : lists[chunk * blocks + block]) {
+        drawer.Add(b.id, b.x_first, b.x_last, std::max(b.y_first, row_begin),
+                   std::min(b.y_last, row_end - 1), true);
+      }
+    }
+    drawer.Finish();
+    return;
+  }
+#endif
   for (int64_t chunk = 0; chunk < chunks; ++chunk) {
     for (const BoundedTriangle& b : lists[chunk * blocks + block]) {
       DrawTriangle(target, b.id, b.x_first, b.x_last, std::max(b.y_first, row_begin),
