@@ -728,6 +728,7 @@ class TriangleSums {
   struct Entry {
     SseTriangle triangle;
     __m128 sum[3];  // sum[c]: vertex c's (x, y, w) in lanes 0-2
+    int32_t corners[3];
     int32_t id;     // -1: empty
     bool drawable;
   };
@@ -767,6 +768,7 @@ class TriangleSums {
   struct Entry {
     TriangleSetup setup;
     float sum[3][3];
+    int32_t corners[3];
     int32_t id;  // -1: empty
     bool drawable;
   };
@@ -790,16 +792,19 @@ class TriangleSums {
   }
 #endif
 
+  // The corners are kept: the flush, often long after, would otherwise
+  // wait for the triangle to be read again.
   void Start(Entry& entry, int32_t id) {
     entry.id = id;
+    std::copy_n(triangles_ + 3 * int64_t{id}, 3, entry.corners);
     // Fails only for ids the forward pass would not have written (no pixel
     // of a zero-area triangle is covered): such pixels add nothing.
-    entry.drawable = Setup(triangles_ + 3 * int64_t{id}, entry);
+    entry.drawable = Setup(entry.corners, entry);
   }
 
   void Flush(Entry& entry) {
     if (entry.id < 0) return;
-    if (entry.drawable) Scatter(triangles_ + 3 * int64_t{entry.id}, entry);
+    if (entry.drawable) Scatter(entry.corners, entry);
     entry.id = -1;
   }
 
