@@ -3,11 +3,15 @@
 // the scenes, edges, ties and gradients on this core through its C
 // interface) cannot see: how the work is split (row blocks and gradient
 // units give the same result for any thread count, up to summation order),
-// invalid-id reporting, index checks and the output-size limit.
+// invalid-id reporting, index checks, the output-size limit and the
+// thread-pool loop SharedCounterFor.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -48,10 +52,10 @@ struct Scene {
     for (int64_t i = 0; i < 3 * pixels; ++i) d_barycentrics.push_back(std::sin(0.37f * i));
   }
 
-  void Rasterize(int num_threads) {
+  void Rasterize(int num_threads, const ParallelFor& parallel_for = SerialFor) {
     RasterizeCpu({shape, clip.data(), triangles.data(), barycentrics.data(), ids.data(),
                   z.data(), nullptr},
-                 SerialFor, num_threads);
+                 parallel_for, num_threads);
   }
 
   std::vector<float> Gradient(int num_threads, int64_t* invalid) const {
@@ -106,6 +110,75 @@ TEST(RasterizeGradCpu, ReportsTheFirstInvalidTriangleId) {
   scene.ids[900] = -1;
   scene.Gradient(1, &invalid);
   EXPECT_EQ(invalid, static_cast<int64_t>(scene.ids.size()) - 3);
+}
+
+// Helpers on threads of their own, joined when the test is done.
+class ThreadSchedule {
+ public:
+  ~ThreadSchedule() {
+    for (std::thread& thread : threads_) thread.join();
+  }
+  Schedule schedule() {
+    return [this](std::function<void()> task) { threads_.emplace_back(std::move(task)); };
+  }
+
+ private:
+  std::vector<std::thread> threads_;
+};
+
+TEST(SharedCounterFor, RunsEveryUnitOnce) {
+  for (int threads : {1, 2, 3, 8}) {
+    for (int64_t count : {0, 1, 2, 7, 1000}) {
+      for (int64_t cost : {1, 100000}) {
+        std::vector<std::atomic<int>> runs(count);
+        {
+          ThreadSchedule helpers;
+          SharedCounterFor(helpers.schedule(), threads, count, cost,
+                           [&](int64_t begin, int64_t end) {
+                             ASSERT_LT(begin, end);
+                             for (int64_t i = begin; i < end; ++i) runs[i]++;
+                           });
+          // Done when the call returns, not only once the helpers are joined.
+          for (int64_t i = 0; i < count; ++i) {
+            ASSERT_EQ(runs[i].load(), 1) << threads << " threads, unit " << i << " of " << count;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(SharedCounterFor, DoesNotWaitForHelpersThatStartLate) {
+  // The pool starts no helper until the call has returned: the calling
+  // thread does every unit, and the helpers then find nothing to do.
+  std::vector<std::function<void()>> waiting;
+  std::atomic<int> units{0}, calls_after_return{0};
+  bool returned = false;
+  SharedCounterFor([&](std::function<void()> task) { waiting.push_back(std::move(task)); }, 4,
+                   64, 100000, [&](int64_t begin, int64_t end) {
+                     if (returned) calls_after_return++;
+                     units += static_cast<int>(end - begin);
+                   });
+  returned = true;
+  EXPECT_EQ(units.load(), 64);
+  EXPECT_EQ(waiting.size(), 3u);
+  for (auto& task : waiting) task();
+  EXPECT_EQ(calls_after_return.load(), 0);
+  EXPECT_EQ(units.load(), 64);
+}
+
+TEST(RasterizeCpu, ThreadsOfSharedCounterForGiveTheSerialImages) {
+  Scene serial, threaded;
+  serial.Rasterize(7);
+  ThreadSchedule helpers;
+  const Schedule schedule = helpers.schedule();
+  threaded.Rasterize(7, [&](int64_t count, int64_t cost,
+                            const std::function<void(int64_t, int64_t)>& body) {
+    SharedCounterFor(schedule, 7, count, cost, body);
+  });
+  EXPECT_EQ(serial.ids, threaded.ids);
+  EXPECT_EQ(serial.z, threaded.z);
+  EXPECT_EQ(serial.barycentrics, threaded.barycentrics);
 }
 
 TEST(FindInvalidTriangleIndex, FindsOutOfRangeIndices) {

@@ -82,6 +82,20 @@ using ParallelFor = std::function<void(
 void SerialFor(int64_t count, int64_t cost_per_unit,
                const std::function<void(int64_t, int64_t)>& body);
 
+// Starts a task on some other thread (a thread pool's Schedule).
+using Schedule = std::function<void(std::function<void()> task)>;
+
+// A ParallelFor over the calling thread and up to num_threads - 1 helper
+// tasks started with `schedule`: chunks of units are handed out one at a
+// time from a shared counter, so the calling thread starts at once and
+// takes chunks until none are left. It returns when every chunk taken is
+// done; a helper that starts later finds none left and returns without
+// touching `body`. A pass then never waits for a worker that is slow to
+// wake, as a sleeping thread of a virtual machine can be for a millisecond.
+void SharedCounterFor(const Schedule& schedule, int num_threads, int64_t count,
+                      int64_t cost_per_unit,
+                      const std::function<void(int64_t, int64_t)>& body);
+
 // CPU forward pass: blocks of rows (whole images, or ceil(num_threads /
 // batch) blocks of each) rasterized on their own, triangles in order, so the
 // result does not depend on how the work was split.

@@ -28,7 +28,10 @@
 // one image write separate buffers that a parallel pass over the vertices
 // adds up in a fixed order.
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -916,6 +919,70 @@ int64_t FindInvalidTriangleIndex(const int32_t* triangles,
 
 void SerialFor(int64_t count, int64_t, const std::function<void(int64_t, int64_t)>& body) {
   if (count > 0) body(0, count);
+}
+
+namespace {
+
+// What SharedCounterFor's threads share. Helpers hold it by shared_ptr, so
+// one that starts after the call has returned still finds it; `body` is
+// only called for a chunk taken while the caller waits.
+struct SharedChunks {
+  SharedChunks(int64_t count, int64_t chunk, const std::function<void(int64_t, int64_t)>* body)
+      : count(count), chunk(chunk), body(body) {}
+
+  // Takes and runs chunks until none are left.
+  void Work() {
+    for (;;) {
+      const int64_t begin = next.fetch_add(chunk, std::memory_order_relaxed);
+      if (begin >= count) return;
+      const int64_t end = std::min(count, begin + chunk);
+      (*body)(begin, end);
+      if (done.fetch_add(end - begin, std::memory_order_acq_rel) + (end - begin) == count) {
+        std::lock_guard<std::mutex> lock(mutex);
+        finished.notify_all();
+      }
+    }
+  }
+
+  void WaitUntilDone() {
+    std::unique_lock<std::mutex> lock(mutex);
+    finished.wait(lock, [this] { return done.load(std::memory_order_acquire) == count; });
+  }
+
+  const int64_t count, chunk;
+  const std::function<void(int64_t, int64_t)>* const body;
+  std::atomic<int64_t> next{0};
+  std::atomic<int64_t> done{0};
+  std::mutex mutex;
+  std::condition_variable finished;
+};
+
+// Units per chunk: enough work (about 2e4 cycles) that taking one is cheap
+// next to running it, and at least four chunks per thread so that the
+// threads finish close together.
+int64_t ChunkSize(int64_t count, int64_t cost_per_unit, int num_threads) {
+  const int64_t for_cost = CeilDiv(20000, std::max<int64_t>(1, cost_per_unit));
+  const int64_t for_balance = std::max<int64_t>(1, count / (4 * int64_t{num_threads}));
+  return std::min(for_cost, for_balance);
+}
+
+}  // namespace
+
+void SharedCounterFor(const Schedule& schedule, int num_threads, int64_t count,
+                      int64_t cost_per_unit,
+                      const std::function<void(int64_t, int64_t)>& body) {
+  if (count <= 0) return;
+  const int64_t chunk = ChunkSize(count, cost_per_unit, std::max(1, num_threads));
+  const int64_t chunks = CeilDiv(count, chunk);
+  if (num_threads <= 1 || chunks == 1) {
+    body(0, count);
+    return;
+  }
+  auto shared = std::make_shared<SharedChunks>(count, chunk, &body);
+  const int64_t helpers = std::min<int64_t>(num_threads - 1, chunks - 1);
+  for (int64_t i = 0; i < helpers; ++i) schedule([shared] { shared->Work(); });
+  shared->Work();
+  shared->WaitUntilDone();
 }
 
 template <typename Range>

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <functional>
 #include <string>
+#include <utility>
 
 #include "rasterize_triangles.h"
 #include "tensorflow/core/framework/op_kernel.h"
@@ -82,13 +83,18 @@ Status ValidateMesh(const Tensor& clip_vertices, const Tensor& triangles,
   return Status();
 }
 
-// The CPU core's ParallelFor on TensorFlow's intra-op thread pool.
+// The CPU core's ParallelFor on TensorFlow's intra-op thread pool: the
+// core's SharedCounterFor with helpers scheduled on the pool (the pool's own
+// ParallelFor splits the work up front and waits for every part, also for
+// a worker that is slow to wake).
 ParallelFor ThreadPoolFor(OpKernelContext* context, int* num_threads) {
   auto* pool = context->device()->tensorflow_cpu_worker_threads()->workers;
-  *num_threads = std::max(1, pool->NumThreads());
-  return [pool](int64_t count, int64_t cost_per_unit,
-                const std::function<void(int64_t, int64_t)>& body) {
-    pool->ParallelFor(count, cost_per_unit, body);
+  const int threads = std::max(1, pool->NumThreads());
+  *num_threads = threads;
+  return [pool, threads](int64_t count, int64_t cost_per_unit,
+                         const std::function<void(int64_t, int64_t)>& body) {
+    SharedCounterFor([pool](std::function<void()> task) { pool->Schedule(std::move(task)); },
+                     threads, count, cost_per_unit, body);
   };
 }
 
