@@ -70,20 +70,22 @@ def test_calls_from_several_threads_at_once_repeat_the_serial_results():
     scenes = [scene(batch) for batch in (1, 3, 1, 2, 5, 1)]
     serial = [run(clip) for clip in scenes]
     assert all((ids >= 0).mean() > 0.3 for _, ids, _, _ in serial)
-    results = [None] * len(scenes)
+    results = [[] for _ in scenes]
 
     def worker(i):
         for _ in range(3):
-            results[i] = run(scenes[i])
+            results[i].append(run(scenes[i]))
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(len(scenes))]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    for expected, got in zip(serial, results):
-        for a, b in zip(expected, got):
-            np.testing.assert_array_equal(b, a)
+    for expected, repeats in zip(serial, results):
+        assert len(repeats) == 3
+        for got in repeats:
+            for a, b in zip(expected, got):
+                np.testing.assert_array_equal(b, a)
 
 
 def grid_mesh(n):
